@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    // Suites share 2 cores with the native thread pool: run files one at a time so timings and
+    // thread budgets stay sane.
+    fileParallelism: false,
+    pool: 'forks',
+  },
+});
