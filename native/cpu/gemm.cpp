@@ -1,0 +1,193 @@
+// CPU fp32 GEMM, GotoBLAS/BLIS style: op(B) is packed a KC x NC block at a time (the transposes
+// are absorbed by the packing), op(A) one MR x KC micro-panel at a time, and a register-blocked
+// microkernel (gemm_microkernel.h) computes MR x NR tiles of C.
+//
+// Loop nest of one thread (innermost last):
+//   jc over N in NC blocks
+//     pc over K in KC blocks          pack B[pc:pc+KC, jc:jc+NC]   -> L2 (KC*NC*4 = 512 KiB)
+//       ir over M in MR rows          pack A[ir:ir+MR, pc:pc+KC]   -> L1 (MR*KC*4 = 14 KiB)
+//         jr over NC in NR columns    microkernel: A panel stays in L1, B panels stream from L2
+// The first K block applies beta, later ones accumulate (beta = 1). KC is a constant, so the K
+// blocks of C[i][j] are the same whatever the shape: one ingredient of the determinism rule.
+//
+// Threads: the output is split into one contiguous block of rows or of columns per thread, and
+// each thread runs the loop nest above on its own block with its own thread_local buffers, so no
+// barrier or shared packing is needed. Split along N when N >= M (the duplicated work is packing
+// A, the smaller operand), else along M.
+#include "gemm.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gemm_microkernel.h"
+#include "kernels.h"
+#include "parallel.h"
+
+namespace troupe::cpu {
+namespace {
+
+using gemm_detail::Index;
+using gemm_detail::MR;
+using gemm_detail::NR;
+
+// KC: the K extent of one packed block; fixed (see the determinism note above). 256 keeps the A
+// micro-panel (MR*KC floats = 14 KiB) in L1 beside the streaming B panel, while the C tile is
+// revisited only K/256 times. NC: 512 columns make the packed B block 512 KiB, half the 1 MiB L2
+// of a Zen 4 core.
+constexpr int KC = 256;
+constexpr int NC = 512;
+
+// Below this many multiply-adds a call runs on one thread: waking a helper costs microseconds.
+constexpr double kParallelMinFma = 1 << 18;
+
+// A 64-byte aligned float buffer that only grows, one per thread and role, so steady-state calls
+// allocate nothing. Sizes: A panel MR*KC floats (14 KiB), B block KC*NC floats (512 KiB).
+class PackBuffer {
+ public:
+  ~PackBuffer() { std::free(p_); }
+  float* get(size_t n) {
+    if (n > cap_) {
+      std::free(p_);
+      p_ = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
+      if (!p_) {
+        cap_ = 0;
+        throw std::bad_alloc();
+      }
+      cap_ = n;
+    }
+    return p_;
+  }
+
+ private:
+  float* p_ = nullptr;
+  size_t cap_ = 0;
+};
+thread_local PackBuffer t_pack_a;
+thread_local PackBuffer t_pack_b;
+
+using KernelFn = void (*)(int, const float*, const float*, float*, Index, float, float, int);
+
+// kernels[r - 1][v - 1]: microkernel for r rows and v vectors of columns.
+template <size_t... R>
+constexpr auto make_kernel_table(std::index_sequence<R...>) {
+  struct Table {
+    KernelFn fn[sizeof...(R)][2];
+  } t{{{&gemm_detail::microkernel<int(R) + 1, 1>, &gemm_detail::microkernel<int(R) + 1, 2>}...}};
+  return t;
+}
+const auto kKernels = make_kernel_table(std::make_index_sequence<MR>{});
+
+// One thread's GEMM on its block: the loop nest described at the top of the file.
+void gemm_block(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                Index lda, const float* B, Index ldb, float beta, float* C, Index ldc) {
+  float* pa = t_pack_a.get(size_t(MR) * KC);
+  float* pb = t_pack_b.get(size_t(KC) * ((std::min(N, NC) + NR - 1) / NR * NR));
+  for (int jc = 0; jc < N; jc += NC) {
+    const int nc = std::min(NC, N - jc);
+    const int panels = (nc + NR - 1) / NR;
+    for (int pc = 0; pc < K; pc += KC) {
+      const int kc = std::min(KC, K - pc);
+      for (int p = 0; p < panels; ++p) {
+        const int j = jc + p * NR, nr = std::min(NR, N - j);
+        float* dst = pb + size_t(p) * kc * NR;
+        if (trans_b)
+          gemm_detail::pack_b_cols(B + j * ldb + pc, ldb, nr, kc, dst);
+        else
+          gemm_detail::pack_b_rows(B + pc * ldb + j, ldb, nr, kc, dst);
+      }
+      const float beta_k = pc == 0 ? beta : 1.0f;
+      for (int ir = 0; ir < M; ir += MR) {
+        const int mr = std::min(MR, M - ir);
+        if (trans_a)
+          gemm_detail::pack_a_cols(A + pc * lda + ir, lda, mr, kc, pa);
+        else
+          gemm_detail::pack_a_rows(A + ir * lda + pc, lda, mr, kc, pa);
+        for (int p = 0; p < panels; ++p) {
+          const int j = jc + p * NR, nr = std::min(NR, N - j);
+          const int vecs = (nr + gemm_detail::VL - 1) / gemm_detail::VL;  // skip all-padding halves
+          kKernels.fn[mr - 1][vecs - 1](kc, pa, pb + size_t(p) * kc * NR, C + ir * ldc + j, ldc,
+                                        alpha, beta_k, nr);
+        }
+      }
+    }
+  }
+}
+
+void check_arg(bool ok, const char* what) {
+  if (!ok) throw std::invalid_argument(std::string("gemm: ") + what);
+}
+
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+          const float* B, int ldb, float beta, float* C, int ldc) {
+  check_arg(M >= 0, "M must be >= 0");
+  check_arg(N >= 0, "N must be >= 0");
+  check_arg(K >= 0, "K must be >= 0");
+  check_arg(lda >= (trans_a ? M : K) && lda >= 0, "lda is smaller than the row length of A");
+  check_arg(ldb >= (trans_b ? K : N) && ldb >= 0, "ldb is smaller than the row length of B");
+  check_arg(ldc >= N, "ldc is smaller than N");
+  if (M == 0 || N == 0) return;
+  check_arg(C != nullptr, "C is null");
+  if (K == 0) {  // op(A) @ op(B) is zero; same epilogue formula as the microkernels
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) {
+        float& c = C[Index(i) * ldc + j];
+        c = std::fma(alpha, 0.0f, beta != 0.0f ? beta * c : 0.0f);
+      }
+    return;
+  }
+  check_arg(A != nullptr, "A is null");
+  check_arg(B != nullptr, "B is null");
+
+  const double fmas = double(M) * N * K;
+  const bool split_n = N >= M;
+  const int units = split_n ? (N + NR - 1) / NR : (M + MR - 1) / MR;
+  const int max_threads = fmas < kParallelMinFma ? 1 : units;
+  run_on_threads(
+      [&](int tid, int nt) {
+        const int per = (units + nt - 1) / nt;
+        const int u0 = std::min(units, tid * per), u1 = std::min(units, (tid + 1) * per);
+        if (u0 >= u1) return;
+        if (split_n) {
+          const int j0 = u0 * NR, j1 = std::min(N, u1 * NR);
+          const float* Bj = trans_b ? B + Index(j0) * ldb : B + j0;
+          gemm_block(trans_a, trans_b, M, j1 - j0, K, alpha, A, lda, Bj, ldb, beta, C + j0, ldc);
+        } else {
+          const int i0 = u0 * MR, i1 = std::min(M, u1 * MR);
+          const float* Ai = trans_a ? A + i0 : A + Index(i0) * lda;
+          gemm_block(trans_a, trans_b, i1 - i0, N, K, alpha, Ai, lda, B, ldb, beta,
+                     C + Index(i0) * ldc, ldc);
+        }
+      },
+      max_threads);
+}
+
+const char* gemm_isa() { return gemm_detail::kIsaName; }
+
+GemmPeak measure_gemm_peak(double seconds) {
+  constexpr int n = 1536;  // big enough to amortise packing, small enough to time in ~40 ms
+  std::vector<float> a(size_t(n) * n), b(size_t(n) * n), c(size_t(n) * n);
+  for (size_t i = 0; i < a.size(); ++i) {
+    a[i] = float(int(i % 7) - 3) * 0.25f;
+    b[i] = float(int(i % 5) - 2) * 0.5f;
+  }
+  using clock = std::chrono::steady_clock;
+  gemm(false, true, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);  // warm-up
+  double best = 1e30;
+  const auto end = clock::now() + std::chrono::duration<double>(seconds);
+  for (int rep = 0; rep < 3 || clock::now() < end; ++rep) {
+    const auto t0 = clock::now();
+    gemm(false, true, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    best = std::min(best, std::chrono::duration<double>(clock::now() - t0).count());
+  }
+  return GemmPeak{2.0 * n * n * double(n) / best * 1e-9, num_threads(), n};
+}
+
+}  // namespace troupe::cpu

@@ -1,0 +1,384 @@
+// Token sampling: Gumbel-max over the allowed set, keyed by (seed, call_id, position, j).
+//
+// For row b with key (call_id, position):
+//  - greedy or temperature <= 0: token = argmax logits (lowest index on ties); logp is
+//    log_softmax(logits)[token] at temperature 1 over the whole vocabulary.
+//  - otherwise, with z = logits * (1/T): allowed = all j; top_k > 0 keeps the top_k largest logits
+//    (ties: lower index wins); then top_p < 1 orders the allowed entries by probability under
+//    softmax(z) renormalised over the allowed set, descending (ties by index), and keeps the
+//    smallest prefix whose cumulative probability >= top_p (at least one entry).
+//    token = argmax over allowed j of z_j + g_j, g_j = -log(-log(u_j)),
+//    u_j = sample_uniform(seed, call_id, position, j) (ties: lower index);
+//    logp = z_token - logsumexp over the allowed set of z.
+// A draw is a pure function of its key and its own logits row: no state, nothing shared
+// between rows, so it cannot depend on row order, batch size or thread count.
+//
+// Notes on resolved details:
+//  - Sorting "by probability" is done by logit (then index): the same order, without the ties
+//    that rounding z = x/T could create between distinct logits.
+//  - u_j == 1 is possible with philox.h's uint_to_unit_open (x >> 8 == 2^24 - 1 rounds
+//    16777215.5f up to 2^24), and would give g_j = +inf, i.e. a uniformly random token in ~1%
+//    of draws at V = 152K. u_j is therefore capped at the largest float below 1 before the logs.
+//  - The top-p cut is decided in double (probabilities from the double logsumexp), so a float
+//    rounding of a cumulative sum near top_p cannot flip which entries are kept.
+//  - The Gumbel noise uses vectorised Philox and logs (below); the same code computes g_j on the
+//    fast path (all j) and on a truncated set (gathered j), so g_j is one function of (key, j).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../core/philox.h"
+#include "kernels.h"
+#include "parallel.h"
+
+namespace troupe::cpu {
+
+namespace detail {
+double row_logsumexp(const float* x, int V, float inv_t);  // loss.cpp
+}
+
+namespace {
+
+constexpr int kW = 16;
+typedef float f32v __attribute__((vector_size(64)));
+typedef int32_t i32v __attribute__((vector_size(64)));
+typedef uint32_t u32v __attribute__((vector_size(64)));
+typedef uint64_t u64v __attribute__((vector_size(128)));
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+inline f32v splat(float a) { return f32v{} + a; }
+inline f32v loadu(const float* p) {
+  f32v v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline f32v load_part(const float* p, int n, float pad) {
+  f32v v = splat(pad);
+  for (int i = 0; i < n; ++i) v[i] = p[i];
+  return v;
+}
+inline u32v iota_from(uint32_t j0) {
+  u32v v;
+  for (int i = 0; i < kW; ++i) v[i] = j0 + static_cast<uint32_t>(i);
+  return v;
+}
+
+// philox4x32_10(j, position, call_lo, call_hi; seed_lo, seed_hi).v[0] for 16 counters j at once;
+// the same rounds as core/philox.h (checked against it in test_sampler).
+inline u32v philox_v0(u32v c0, uint32_t position, uint64_t call_id, uint64_t seed) {
+  const uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+  u32v c1 = u32v{} + position;
+  u32v c2 = u32v{} + static_cast<uint32_t>(call_id);
+  u32v c3 = u32v{} + static_cast<uint32_t>(call_id >> 32);
+  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  for (int r = 0; r < 10; ++r) {
+    u64v p0 = __builtin_convertvector(c0, u64v) * static_cast<uint64_t>(M0);
+    u64v p1 = __builtin_convertvector(c2, u64v) * static_cast<uint64_t>(M1);
+    u32v hi0 = __builtin_convertvector(p0 >> 32, u32v), lo0 = __builtin_convertvector(p0, u32v);
+    u32v hi1 = __builtin_convertvector(p1 >> 32, u32v), lo1 = __builtin_convertvector(p1, u32v);
+    c0 = hi1 ^ c1 ^ k0;
+    c1 = lo1;
+    c2 = hi0 ^ c3 ^ k1;
+    c3 = lo0;
+    k0 += W0;
+    k1 += W1;
+  }
+  return c0;
+}
+
+// log(x) for positive normal x (here u in (0,1) and -log(u) in (6e-8, 17.4]). Cephes logf:
+// x = m * 2^e with m in [sqrt(1/2), sqrt(2)), a degree-9 polynomial in f = m - 1 (exact), and
+// ln2 split in two. About 1 ulp; test_sampler checks g = -log(-log u) against double.
+inline f32v vlog(f32v x) {
+  i32v bits = (i32v)x;
+  i32v e = ((bits >> 23) & 0xff) - 127;
+  f32v m = (f32v)((bits & 0x007fffff) | 0x3f800000);  // [1, 2)
+  i32v big = m > 1.41421356237f;                        // -1 where true
+  m = big ? m * 0.5f : m;
+  e = e - big;
+  f32v f = m - 1.0f;
+  f32v z = f * f;
+  f32v y = splat(7.0376836292e-2f);
+  y = y * f - 1.1514610310e-1f;
+  y = y * f + 1.1676998740e-1f;
+  y = y * f - 1.2420140846e-1f;
+  y = y * f + 1.4249322787e-1f;
+  y = y * f - 1.6668057665e-1f;
+  y = y * f + 2.0000714765e-1f;
+  y = y * f - 2.4999993993e-1f;
+  y = y * f + 3.3333331174e-1f;
+  y = y * f * z;
+  f32v ef = __builtin_convertvector(e, f32v);
+  y = y + ef * -2.12194440e-4f;
+  y = y - 0.5f * z;
+  return (f + y) + ef * 0.693359375f;
+}
+
+// Gumbel noise g_j = -log(-log(u_j)) for the 16 vocabulary entries j.
+inline f32v gumbel(u32v j, uint64_t seed, uint64_t call_id, int32_t position) {
+  u32v bits = philox_v0(j, static_cast<uint32_t>(position), call_id, seed);
+  // uint_to_unit_open from philox.h: (float(x >> 8) + 0.5f) * 2^-24 ...
+  f32v u = (__builtin_convertvector((i32v)(bits >> 8), f32v) + 0.5f) * (1.0f / 16777216.0f);
+  // ... which rounds to exactly 1 for x >> 8 == 2^24 - 1: cap below 1 so -log(u) > 0.
+  const float below_one = 0.99999994f;  // 1 - 2^-24
+  u = u > below_one ? splat(below_one) : u;
+  return -vlog(-vlog(u));
+}
+
+struct Best {
+  float v = -kInf;
+  int32_t j = -1;
+  // Strictly greater wins; equal values go to the lower index.
+  void offer(float val, int32_t idx) {
+    if (val > v || (val == v && (j < 0 || idx < j))) {
+      v = val;
+      j = idx;
+    }
+  }
+};
+
+// Argmax of x (no noise) over the whole row.
+int32_t argmax_row(const float* x, int V) {
+  f32v best = splat(-kInf);
+  i32v bidx = i32v{} - 1;
+  const int full = V / kW * kW;
+  for (int j = 0; j < full; j += kW) {
+    f32v v = loadu(x + j);
+    i32v upd = v > best;  // strict: a lane keeps its earliest maximum
+    best = upd ? v : best;
+    bidx = upd ? (i32v)iota_from(static_cast<uint32_t>(j)) : bidx;
+  }
+  Best b;
+  for (int i = 0; i < kW; ++i)
+    if (bidx[i] >= 0) b.offer(best[i], bidx[i]);
+  for (int j = full; j < V; ++j) b.offer(x[j], j);
+  // All -inf or NaN: nothing beats -inf; fall back to the first entry.
+  return b.j < 0 ? 0 : b.j;
+}
+
+// Argmax over all j of x_j * inv_t + g_j.
+int32_t gumbel_argmax_row(const float* x, int V, float inv_t, const SampleParams& p,
+                          const SampleRowKey& key) {
+  f32v best = splat(-kInf);
+  i32v bidx = i32v{} - 1;
+  const int full = V / kW * kW;
+  auto block = [&](f32v xv, uint32_t j0) {
+    u32v jv = iota_from(j0);
+    f32v v = xv * inv_t + gumbel(jv, p.seed, key.call_id, key.position);
+    i32v upd = v > best;
+    best = upd ? v : best;
+    bidx = upd ? (i32v)jv : bidx;
+  };
+  for (int j = 0; j < full; j += kW) block(loadu(x + j), static_cast<uint32_t>(j));
+  // Tail lanes get x = -inf, so v = -inf and they never win.
+  if (full < V) block(load_part(x + full, V - full, -kInf), static_cast<uint32_t>(full));
+  Best b;
+  for (int i = 0; i < kW; ++i)
+    if (bidx[i] >= 0) b.offer(best[i], bidx[i]);
+  return b.j < 0 ? 0 : b.j;
+}
+
+// Argmax of x_j * inv_t + g_j over a list of indices, using the same vector code as above.
+int32_t gumbel_argmax_list(const float* x, const int32_t* idx, size_t n, float inv_t,
+                           const SampleParams& p, const SampleRowKey& key) {
+  Best b;
+  for (size_t i = 0; i < n; i += kW) {
+    u32v jv;
+    f32v xv;
+    for (int l = 0; l < kW; ++l) {
+      size_t k = i + l < n ? i + l : n - 1;  // pad with the last entry (a harmless duplicate)
+      jv[l] = static_cast<uint32_t>(idx[k]);
+      xv[l] = x[idx[k]];
+    }
+    f32v v = xv * inv_t + gumbel(jv, p.seed, key.call_id, key.position);
+    for (int l = 0; l < kW; ++l) b.offer(v[l], static_cast<int32_t>(jv[l]));
+  }
+  return b.j < 0 ? idx[0] : b.j;
+}
+
+// "a ranks before b": larger logit first, lower index on ties.
+struct RankBefore {
+  const float* x;
+  bool operator()(int32_t a, int32_t b) const { return x[a] > x[b] || (x[a] == x[b] && a < b); }
+};
+
+// The top k indices by RankBefore (unordered). k < V.
+void top_k_indices(const float* x, int V, int k, std::vector<int32_t>& out) {
+  RankBefore before{x};
+  out.resize(static_cast<size_t>(V));
+  if (static_cast<int64_t>(k) * 8 > V) {
+    for (int j = 0; j < V; ++j) out[j] = j;
+    std::nth_element(out.begin(), out.begin() + (k - 1), out.end(), before);
+    out.resize(static_cast<size_t>(k));
+    return;
+  }
+  // Small k: a heap of the best k so far whose top is the worst of them. Scanning in index
+  // order, a later entry only gets in with a strictly larger logit than that worst one, and
+  // whole blocks below the threshold are skipped with one vector compare.
+  out.resize(static_cast<size_t>(k));
+  for (int j = 0; j < k; ++j) out[j] = j;
+  std::make_heap(out.begin(), out.end(), before);
+  float thr = x[out.front()];
+  auto consider = [&](int j) {
+    if (x[j] > thr) {
+      std::pop_heap(out.begin(), out.end(), before);
+      out.back() = j;
+      std::push_heap(out.begin(), out.end(), before);
+      thr = x[out.front()];
+    }
+  };
+  int j = k;
+  for (; j < V && j % kW; ++j) consider(j);
+  for (; j + kW <= V; j += kW) {
+    f32v v = loadu(x + j);
+    bool any = false;
+    for (int l = 0; l < kW; ++l) any |= v[l] > thr;
+    if (any)
+      for (int l = 0; l < kW; ++l) consider(j + l);
+  }
+  for (; j < V; ++j) consider(j);
+}
+
+struct Scratch {
+  std::vector<int32_t> allowed, cand;
+};
+
+struct Draw {
+  int32_t token;
+  double logp;
+};
+
+// The general path (top-k and/or top-p).
+Draw sample_truncated(const float* x, int V, float inv_t, const SampleParams& p,
+                      const SampleRowKey& key, Scratch& sc) {
+  const bool use_k = p.top_k > 0 && p.top_k < V;
+  const bool use_p = p.top_p < 1.0f;
+  // Allowed set after top-k (empty list = all of [0, V)), and its logsumexp of z in double.
+  double lse;
+  if (use_k) {
+    top_k_indices(x, V, p.top_k, sc.allowed);
+    double zmax = -std::numeric_limits<double>::infinity();
+    for (int32_t j : sc.allowed) zmax = std::max(zmax, static_cast<double>(x[j] * inv_t));
+    double s = 0.0;
+    for (int32_t j : sc.allowed) s += std::exp(static_cast<double>(x[j] * inv_t) - zmax);
+    lse = zmax + std::log(s);
+  } else {
+    sc.allowed.clear();
+    lse = detail::row_logsumexp(x, V, inv_t);
+  }
+  if (!use_p) {
+    int32_t tok = gumbel_argmax_list(x, sc.allowed.data(), sc.allowed.size(), inv_t, p, key);
+    return {tok, static_cast<double>(x[tok] * inv_t) - lse};
+  }
+
+  // Nucleus. Only entries with p_j >= tau can be in the kept prefix unless those entries
+  // together hold less than top_p, so try tau = 1e-3, then 1e-7, then everything: the candidate
+  // list stays short for peaked distributions and the sort is over candidates only.
+  const size_t n_allowed = use_k ? sc.allowed.size() : static_cast<size_t>(V);
+  const double log_taus[3] = {std::log(1e-3), std::log(1e-7),
+                              -std::numeric_limits<double>::infinity()};
+  double cum = 0.0;
+  size_t keep = 0;
+  for (double log_tau : log_taus) {
+    const float thr = static_cast<float>(lse + log_tau);  // candidate iff z_j >= thr
+    sc.cand.clear();
+    auto take = [&](int32_t j) {
+      if (x[j] * inv_t >= thr || log_tau == -std::numeric_limits<double>::infinity())
+        sc.cand.push_back(j);
+    };
+    if (use_k) {
+      for (int32_t j : sc.allowed) take(j);
+    } else {
+      for (int j = 0; j < V; ++j) take(j);
+    }
+    std::sort(sc.cand.begin(), sc.cand.end(), RankBefore{x});
+    cum = 0.0;
+    keep = 0;
+    while (keep < sc.cand.size()) {
+      cum += std::exp(static_cast<double>(x[sc.cand[keep]] * inv_t) - lse);
+      ++keep;
+      if (cum >= p.top_p) break;
+    }
+    // Done when the prefix reached top_p, or the candidates are the whole allowed set (then the
+    // total fell short of top_p only by rounding: keep everything).
+    if (cum >= p.top_p || sc.cand.size() == n_allowed) break;
+  }
+  int32_t tok = gumbel_argmax_list(x, sc.cand.data(), keep, inv_t, p, key);
+  return {tok, static_cast<double>(x[tok] * inv_t) - (lse + std::log(cum))};
+}
+
+[[noreturn]] void bad(const std::string& what) {
+  throw std::invalid_argument("sample: " + what);
+}
+
+}  // namespace
+
+namespace detail {
+// Test hook: the Gumbel noise g_j the sampler adds for entries idx[0..n) of the draw at `key`.
+void gumbel_noise(uint64_t seed, uint64_t call_id, int32_t position, const uint32_t* idx,
+                  size_t n, float* out) {
+  for (size_t i = 0; i < n; i += kW) {
+    u32v jv;
+    for (int l = 0; l < kW; ++l) jv[l] = idx[i + l < n ? i + l : n - 1];
+    f32v g = gumbel(jv, seed, call_id, position);
+    for (int l = 0; l < kW && i + l < n; ++l) out[i + l] = g[l];
+  }
+}
+}  // namespace detail
+
+void sample(const float* logits, int B, int V, const SampleParams& p, const SampleRowKey* keys,
+            int32_t* tokens_out, float* logp_out) {
+  if (B < 0) bad("B = " + std::to_string(B) + " is negative");
+  if (V <= 0) bad("V = " + std::to_string(V) + " must be positive");
+  if (std::isnan(p.temperature) || std::isinf(p.temperature))
+    bad("p.temperature = " + std::to_string(p.temperature) + " must be finite");
+  if (p.top_k < 0) bad("p.top_k = " + std::to_string(p.top_k) + " must be >= 0");
+  if (!(p.top_p > 0.0f && p.top_p <= 1.0f))
+    bad("p.top_p = " + std::to_string(p.top_p) + " must be in (0, 1]");
+  if (B == 0) return;
+  if (!logits) bad("logits is null");
+  if (!keys) bad("keys is null");
+  if (!tokens_out) bad("tokens_out is null");
+  if (!logp_out) bad("logp_out is null");
+
+  const bool greedy = p.greedy || p.temperature <= 0.0f;
+  const float inv_t = greedy ? 1.0f : 1.0f / p.temperature;
+  const bool fast = !greedy && (p.top_k == 0 || p.top_k >= V) && p.top_p >= 1.0f;
+  // Rows per thread: a row costs ~V Philox draws, so ~16K entries per chunk pays for a helper.
+  const int grain = std::max(1, 16384 / V);
+  const int max_threads = (B + grain - 1) / grain;
+  // One scratch per thread, allocated here so a worker thread never has to throw bad_alloc.
+  std::vector<Scratch> scratch(greedy || fast ? 0 : std::min(num_threads(), max_threads));
+  for (Scratch& s : scratch) {
+    s.allowed.reserve(static_cast<size_t>(V));
+    s.cand.reserve(static_cast<size_t>(V));
+  }
+  run_on_threads(
+      [&](int tid, int nt) {
+        const int per = (B + nt - 1) / nt;
+        const int b0 = std::min(B, tid * per), b1 = std::min(B, (tid + 1) * per);
+        for (int b = b0; b < b1; ++b) {
+          const float* x = logits + static_cast<size_t>(b) * static_cast<size_t>(V);
+          Draw d;
+          if (greedy) {
+            d.token = argmax_row(x, V);
+            d.logp = static_cast<double>(x[d.token]) - detail::row_logsumexp(x, V, 1.0f);
+          } else if (fast) {
+            d.token = gumbel_argmax_row(x, V, inv_t, p, keys[b]);
+            d.logp = static_cast<double>(x[d.token] * inv_t) - detail::row_logsumexp(x, V, inv_t);
+          } else {
+            d = sample_truncated(x, V, inv_t, p, keys[b], scratch[tid]);
+          }
+          tokens_out[b] = d.token;
+          logp_out[b] = static_cast<float>(d.logp);
+        }
+      },
+      max_threads);
+}
+
+}  // namespace troupe::cpu
