@@ -249,6 +249,25 @@ std::string Options::string(const char* key, const std::string& dflt) const {
   return ArgReader::present(v) ? r_.string(v, path(key)) : dflt;
 }
 
+double Options::bounded(const char* key, double dflt, Bounds b) const {
+  Napi::Value v = get(key);
+  if (!ArgReader::present(v)) return dflt;
+  const double x = r_.number(v, path(key));
+  const bool ok = (b.lo_open ? x > b.lo : x >= b.lo) && (b.hi_open ? x < b.hi : x <= b.hi);
+  if (!ok) {
+    std::string want;
+    if (std::isinf(b.hi))
+      want = (b.lo_open ? "> " : ">= ") + fmt_number(b.lo);
+    else if (std::isinf(b.lo))
+      want = (b.hi_open ? "< " : "<= ") + fmt_number(b.hi);
+    else
+      want = std::string("in ") + (b.lo_open ? "(" : "[") + fmt_number(b.lo) + ", " + fmt_number(b.hi) +
+             (b.hi_open ? ")" : "]");
+    r_.range_error(path(key), want, fmt_number(x));
+  }
+  return x;
+}
+
 int Options::choice(const char* key, int dflt, std::initializer_list<const char*> choices) const {
   Napi::Value v = get(key);
   if (!ArgReader::present(v)) return dflt;

@@ -9,6 +9,7 @@
 #pragma once
 #include <napi.h>
 
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -97,6 +98,15 @@ class Options {
   int64_t integer(const char* key, int64_t dflt, int64_t lo, int64_t hi) const;
   bool boolean(const char* key, bool dflt) const;
   std::string string(const char* key, const std::string& dflt) const;
+  // A finite number inside `b` (checked before narrowing, so messages show the value as given).
+  struct Bounds {
+    double lo = -HUGE_VAL, hi = HUGE_VAL;
+    bool lo_open = false, hi_open = false;
+  };
+  double bounded(const char* key, double dflt, Bounds b) const;
+  float bounded_f32(const char* key, float dflt, Bounds b) const {
+    return static_cast<float>(bounded(key, dflt, b));
+  }
   // One of `choices` (the string form); returns its index.
   int choice(const char* key, int dflt, std::initializer_list<const char*> choices) const;
 

@@ -120,11 +120,9 @@ Napi::Value generate(const Napi::CallbackInfo& info, bool async) {
   req.call_ids = call_ids.data;
 
   SampleParams& sp = req.sampling;
-  sp.temperature = static_cast<float>(o.number("temperature", 1.0));
-  if (sp.temperature < 0) r.range_error(o.path("temperature"), ">= 0 (0 = greedy)", fmt_number(sp.temperature));
+  sp.temperature = o.bounded_f32("temperature", 1.0f, {0, HUGE_VAL, false, false});  // 0 = greedy
   sp.top_k = static_cast<int>(o.integer("topK", 0, 0, cfg.vocab_size));
-  sp.top_p = static_cast<float>(o.number("topP", 1.0));
-  if (!(sp.top_p > 0 && sp.top_p <= 1)) r.range_error(o.path("topP"), "in (0, 1]", fmt_number(sp.top_p));
+  sp.top_p = o.bounded_f32("topP", 1.0f, {0, 1, true, false});
   sp.greedy = o.boolean("greedy", false);
   sp.seed = o.has("seed") ? r.uint64(o.get("seed"), o.path("seed")) : 0;
   if (o.has("stopTokens")) req.stop_tokens = r.int_list(o.get("stopTokens"), o.path("stopTokens"), 0, cfg.vocab_size);

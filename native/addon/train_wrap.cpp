@@ -18,6 +18,13 @@ namespace {
 
 std::string num(double x) { return fmt_number(x); }
 
+// Bounds of the numeric options (see convert.h): {lo, hi, lo_open, hi_open}.
+constexpr Options::Bounds kNonNegative{0, HUGE_VAL, false, false};
+constexpr Options::Bounds kPositive{0, HUGE_VAL, true, false};
+constexpr Options::Bounds kUnitHalfOpen{0, 1, false, true};  // [0, 1)
+constexpr Options::Bounds kUnitClosed{0, 1, false, false};   // [0, 1]
+constexpr Options::Bounds kAnyFinite{};
+
 LossSpec read_loss(ArgReader& r, const Napi::Value& v) {
   Options o(r, v, "loss",
             {"clipEpsLow", "clipEpsHigh", "dualClipC", "logRatioClamp", "kl", "klCoef",
@@ -25,29 +32,22 @@ LossSpec read_loss(ArgReader& r, const Napi::Value& v) {
              "constantNorm", "supervised"});
   LossSpec s;
   PpoLossParams& p = s.ppo;
-  p.clip_eps_low = static_cast<float>(o.number("clipEpsLow", p.clip_eps_low));
-  if (!(p.clip_eps_low >= 0 && p.clip_eps_low < 1))
-    r.range_error(o.path("clipEpsLow"), "in [0, 1)", num(p.clip_eps_low));
-  p.clip_eps_high = static_cast<float>(o.number("clipEpsHigh", p.clip_eps_high));
-  if (p.clip_eps_high < 0) r.range_error(o.path("clipEpsHigh"), ">= 0", num(p.clip_eps_high));
-  p.dual_clip_c = static_cast<float>(o.number("dualClipC", p.dual_clip_c));
-  p.log_ratio_clamp = static_cast<float>(o.number("logRatioClamp", p.log_ratio_clamp));
-  if (p.log_ratio_clamp <= 0) r.range_error(o.path("logRatioClamp"), "> 0", num(p.log_ratio_clamp));
+  p.clip_eps_low = o.bounded_f32("clipEpsLow", p.clip_eps_low, kUnitHalfOpen);
+  p.clip_eps_high = o.bounded_f32("clipEpsHigh", p.clip_eps_high, kNonNegative);
+  p.dual_clip_c = o.bounded_f32("dualClipC", p.dual_clip_c, kAnyFinite);  // <= 1 disables
+  p.log_ratio_clamp = o.bounded_f32("logRatioClamp", p.log_ratio_clamp, kPositive);
   // Index order equals the KlEstimator / LossAgg enum values.
   p.kl = static_cast<KlEstimator>(o.choice("kl", static_cast<int>(p.kl), {"none", "k1", "k2", "k3"}));
-  p.kl_coef = static_cast<float>(o.number("klCoef", p.kl_coef));
-  if (p.kl_coef < 0) r.range_error(o.path("klCoef"), ">= 0", num(p.kl_coef));
-  p.entropy_coef = static_cast<float>(o.number("entropyCoef", p.entropy_coef));
-  p.temperature = static_cast<float>(o.number("temperature", p.temperature));
-  if (p.temperature <= 0) r.range_error(o.path("temperature"), "> 0", num(p.temperature));
+  p.kl_coef = o.bounded_f32("klCoef", p.kl_coef, kNonNegative);
+  p.entropy_coef = o.bounded_f32("entropyCoef", p.entropy_coef, kAnyFinite);
+  p.temperature = o.bounded_f32("temperature", p.temperature, kPositive);
   s.agg = static_cast<LossAgg>(o.choice(
       "aggregation", static_cast<int>(s.agg),
       {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "constant"}));
   s.global_num_seqs =
       static_cast<int>(o.integer("globalNumSeqs", 0, 0, std::numeric_limits<int>::max()));
   s.global_num_tokens = o.integer("globalNumTokens", 0, 0, (int64_t{1} << 53) - 1);
-  s.constant_norm = static_cast<float>(o.number("constantNorm", 0));
-  if (s.constant_norm < 0) r.range_error(o.path("constantNorm"), ">= 0", num(s.constant_norm));
+  s.constant_norm = o.bounded_f32("constantNorm", 0, kNonNegative);
   if (s.agg == LossAgg::ConstantNorm && s.constant_norm <= 0)
     r.range_error(o.path("constantNorm"), "> 0 when loss.aggregation is 'constant'",
                   num(s.constant_norm));
@@ -61,11 +61,9 @@ PieceOptions read_piece(ArgReader& r, const Napi::Value& v) {
   PieceOptions p;
   p.role = o.string("role", p.role);
   p.track = o.boolean("track", p.track);
-  p.ema_decay = static_cast<float>(o.number("emaDecay", p.ema_decay));
-  if (!(p.ema_decay >= 0 && p.ema_decay <= 1)) r.range_error(o.path("emaDecay"), "in [0, 1]", num(p.ema_decay));
-  p.damping_lambda = static_cast<float>(o.number("dampingLambda", p.damping_lambda));
-  if (p.damping_lambda < 0) r.range_error(o.path("dampingLambda"), ">= 0", num(p.damping_lambda));
-  p.grad_scale = static_cast<float>(o.number("gradScale", p.grad_scale));
+  p.ema_decay = o.bounded_f32("emaDecay", p.ema_decay, kUnitClosed);
+  p.damping_lambda = o.bounded_f32("dampingLambda", p.damping_lambda, kNonNegative);
+  p.grad_scale = o.bounded_f32("gradScale", p.grad_scale, kAnyFinite);
   p.max_tokens_per_micro = static_cast<int>(
       o.integer("maxTokensPerMicro", p.max_tokens_per_micro, 1, std::numeric_limits<int>::max()));
   return p;
@@ -160,17 +158,12 @@ Napi::Value step(const Napi::CallbackInfo& info, bool async) {
   auto p = policy_arg(r, r.arg(0), "policy");
   Options o(r, r.arg(1), "optim", {"lr", "beta1", "beta2", "eps", "weightDecay", "maxGradNorm"});
   OptimParams op;
-  op.lr = static_cast<float>(o.number("lr", op.lr));
-  if (op.lr < 0) r.range_error(o.path("lr"), ">= 0", num(op.lr));
-  op.beta1 = static_cast<float>(o.number("beta1", op.beta1));
-  if (!(op.beta1 >= 0 && op.beta1 < 1)) r.range_error(o.path("beta1"), "in [0, 1)", num(op.beta1));
-  op.beta2 = static_cast<float>(o.number("beta2", op.beta2));
-  if (!(op.beta2 >= 0 && op.beta2 < 1)) r.range_error(o.path("beta2"), "in [0, 1)", num(op.beta2));
-  op.eps = static_cast<float>(o.number("eps", op.eps));
-  if (!(op.eps > 0)) r.range_error(o.path("eps"), "> 0", num(op.eps));
-  op.weight_decay = static_cast<float>(o.number("weightDecay", op.weight_decay));
-  if (op.weight_decay < 0) r.range_error(o.path("weightDecay"), ">= 0", num(op.weight_decay));
-  op.max_grad_norm = static_cast<float>(o.number("maxGradNorm", op.max_grad_norm));
+  op.lr = o.bounded_f32("lr", op.lr, kNonNegative);
+  op.beta1 = o.bounded_f32("beta1", op.beta1, kUnitHalfOpen);
+  op.beta2 = o.bounded_f32("beta2", op.beta2, kUnitHalfOpen);
+  op.eps = o.bounded_f32("eps", op.eps, kPositive);
+  op.weight_decay = o.bounded_f32("weightDecay", op.weight_decay, kNonNegative);
+  op.max_grad_norm = o.bounded_f32("maxGradNorm", op.max_grad_norm, kAnyFinite);  // <= 0: no clip
 
   auto stats = std::make_shared<StepStats>();
   Job job;

@@ -5,7 +5,8 @@
 // dS = P * (dP - D).
 //
 // Parallelism and determinism. Work items are independent pieces of the output:
-//   forward  (sequence, kv head, block of kBq query rows): writes its rows of out / lse;
+//   forward  (sequence, kv head, chunk of up to kChunkRows query rows): writes those rows of
+//            out / lse for the kv head's query heads;
 //   backward (sequence, kv head): writes dQ of the group's query heads and dK/dV of the kv head.
 // Threads claim items from a shared counter (largest first, for balance with mixed lengths).
 // Which thread runs an item changes nothing: an item's arithmetic is fixed by its shape, so the
@@ -32,10 +33,18 @@ using attn::kKV;
 using attn::kR;
 using vec::f16v;
 
-// Query rows per forward item; a multiple of kBk, so a key block either lies wholly before a
-// query tile or straddles its diagonal.
+// Query rows per forward block: a multiple of kBk, so a key block either lies wholly before a
+// query tile or straddles its diagonal. The block's O accumulators (kBq x hd) stay in L1/L2
+// while the key blocks stream past.
 constexpr int kBq = 64;
 static_assert(kBq % kBk == 0 && kBk % kR == 0, "tile sizes must nest");
+// Query rows per forward item. Items share one packing of K/V over all their blocks; sequences
+// longer than this split into several items so that long single sequences still spread over
+// threads. A constant (never the thread count), so the items and their arithmetic are fixed.
+constexpr int kChunkRows = 8 * kBq;
+// Rows ahead to prefetch when gathering qkv rows: consecutive rows of one head are a whole
+// token apart (often exactly 4 KiB), on different pages, where hardware prefetchers stop.
+constexpr int kPrefetchRows = 8;
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
@@ -84,6 +93,13 @@ float* sized(std::vector<float>& v, size_t n) {
   return v.data();
 }
 
+inline void prefetch_row(const float* src, size_t row, int i, int n, int hd) {
+  if (i + kPrefetchRows < n) {
+    const float* p = src + static_cast<size_t>(i + kPrefetchRows) * row;
+    for (int d = 0; d < hd; d += vec::kLanes) __builtin_prefetch(p + d);
+  }
+}
+
 // Transposed key blocks: bt[(kb*hd + d)*kBk + jj] = src[(kb*kBk + jj)*row + d], zero past n.
 void pack_transposed(const float* src, size_t row, int n, int blocks, int hd, float* bt) {
   for (int kb = 0; kb < blocks; ++kb) {
@@ -91,8 +107,9 @@ void pack_transposed(const float* src, size_t row, int n, int blocks, int hd, fl
     for (int jj = 0; jj < kBk; ++jj) {
       const int j = kb * kBk + jj;
       if (j < n) {
+        prefetch_row(src, row, j, n, hd);
         const float* x = src + static_cast<size_t>(j) * row;
-        for (int d = 0; d < hd; ++d) blk[d * kBk + jj] = x[d] ;
+        for (int d = 0; d < hd; ++d) blk[d * kBk + jj] = x[d];
       } else {
         for (int d = 0; d < hd; ++d) blk[d * kBk + jj] = 0.0f;
       }
@@ -107,6 +124,7 @@ void pack_rows(const float* src, size_t row, int n, int n_pad, int hd, int hd_p,
     float* y = dst + static_cast<size_t>(i) * hd_p;
     int d = 0;
     if (i < n) {
+      prefetch_row(src, row, i, n, hd);
       const float* x = src + static_cast<size_t>(i) * row;
       for (; d < hd; ++d) y[d] = x[d] * scale;
     }
@@ -137,73 +155,91 @@ void run_items(size_t n, const Item& item) {
 
 // ---- forward ----
 
-// Query rows [r0, r1) of one sequence (starting at token t0) for every query head of kv head g.
+// Number of key vectors of block kstart that the tile of rows [ia, ia + kR) can see.
+inline int visible_key_vectors(int ia, int kstart) {
+  const int keys = std::min(kBk, ia + kR - kstart);
+  return (keys + vec::kLanes - 1) / vec::kLanes;
+}
+
+// Online softmax over one block of kBq (or fewer) query rows of one head. q: packed rows
+// (scaled), o/m/l: the block's accumulators; kt/v: the packed keys and values of the sequence.
+void forward_block(const float* q, int r0, int rows_p, int blocks, const float* kt,
+                   const float* v, int hd, int hd_p, float* o, float* m, float* l) {
+  alignas(64) float p[kR * kBk];
+  float alpha[kR];
+  f16v s[kR][kKV];
+  // Key blocks outer, query tiles inner: a key block is read from cache once per kBq rows,
+  // which is what keeps long sequences compute-bound.
+  for (int kb = 0; kb < blocks; ++kb) {
+    const int kstart = kb * kBk;
+    for (int li = std::max(r0, kstart) - r0; li < rows_p; li += kR) {
+      const int ia = r0 + li;  // sequence row of the tile's first query
+      const int nc = visible_key_vectors(ia, kstart);
+      attn::score_tile(q + static_cast<size_t>(li) * hd_p, hd_p,
+                       kt + static_cast<size_t>(kb) * hd * kBk, hd, nc, s);
+      const bool diagonal = kstart + kBk - 1 > ia;
+      for (int r = 0; r < kR; ++r) {
+        for (int c = nc; c < kKV; ++c) s[r][c] = vec::splat(-kInf);
+        if (diagonal) mask_after(s[r], ia + r - kstart);
+        // Every tile row sees key kstart (tile rows start at or after it): the max is finite.
+        const f16v mx4 = vec::vmax(vec::vmax(s[r][0], s[r][1]), vec::vmax(s[r][2], s[r][3]));
+        const float m_new = std::max(m[li + r], vec::hmax(mx4));
+        alpha[r] = std::exp(m[li + r] - m_new);  // 0 on the first block (m = -inf)
+        const f16v mv = vec::splat(m_new);
+        f16v sum = {};
+#pragma GCC unroll 4
+        for (int c = 0; c < kKV; ++c) {
+          const f16v pc = vec::vexp(s[r][c] - mv);
+          vec::store(p + r * kBk + c * vec::kLanes, pc);
+          sum += pc;
+        }
+        l[li + r] = l[li + r] * alpha[r] + vec::hsum(sum);
+        m[li + r] = m_new;
+      }
+      // Keys past the tile's last row have p = 0: skip them on the diagonal.
+      const int nk = std::min(kBk, ia + kR - kstart);
+      attn::rows_accum_all(p, v + static_cast<size_t>(kstart) * hd_p, nk, alpha,
+                           o + static_cast<size_t>(li) * hd_p, hd_p);
+    }
+  }
+}
+
+// Query rows [r0, r1) of one sequence (starting at token t0), every query head of kv head g.
 void forward_item(const Geometry& G, const float* qkv, int t0, int r0, int r1, int g, float scale,
                   float* out, float* lse) {
   Scratch& S = thread_scratch();
   const int hd = G.hd, hd_p = G.hd_p;
   const int n_keys = r1;  // causal: rows < r1 see keys < r1
-  const int blocks = (n_keys + kBk - 1) / kBk;
-  const int rows = r1 - r0, rows_p = static_cast<int>(round_up(rows, kR));
+  const int all_blocks = (n_keys + kBk - 1) / kBk;
   const float* seq = qkv + static_cast<size_t>(t0) * G.row;
-  float* kt = sized(S.kt, static_cast<size_t>(blocks) * hd * kBk);
-  float* v = sized(S.v, static_cast<size_t>(blocks) * kBk * hd_p);
-  float* q = sized(S.q, static_cast<size_t>(rows_p) * hd_p);
-  float* o = sized(S.o, static_cast<size_t>(rows_p) * hd_p);
-  float* m = sized(S.m, rows_p);
-  float* l = sized(S.l, rows_p);
-  pack_transposed(seq + G.k_off(g), G.row, n_keys, blocks, hd, kt);
-  pack_rows(seq + G.v_off(g), G.row, n_keys, blocks * kBk, hd, hd_p, 1.0f, v);
-
-  alignas(64) float p[kR * kBk];
-  float alpha[kR];
-  f16v s[kR][kKV];
-  for (int h = g * G.group; h < (g + 1) * G.group; ++h) {
-    // The softmax scale is folded into q once instead of into every score.
-    pack_rows(seq + static_cast<size_t>(r0) * G.row + G.q_off(h), G.row, rows, rows_p, hd, hd_p,
-              scale, q);
-    std::fill(o, o + static_cast<size_t>(rows_p) * hd_p, 0.0f);
-    std::fill(m, m + rows_p, -kInf);
-    std::fill(l, l + rows_p, 0.0f);
-    // Key blocks outer, query tiles inner: a key block is packed once and stays in cache for
-    // all kBq rows, which is what keeps long sequences compute-bound.
-    for (int kb = 0; kb < blocks; ++kb) {
-      const int kstart = kb * kBk;
-      for (int li = std::max(r0, kstart) - r0; li < rows_p; li += kR) {
-        const int ia = r0 + li;  // sequence row of the tile's first query
-        attn::score_tile(q + static_cast<size_t>(li) * hd_p, hd_p,
-                         kt + static_cast<size_t>(kb) * hd * kBk, hd, s);
-        const bool diagonal = kstart + kBk - 1 > ia;
-        for (int r = 0; r < kR; ++r) {
-          if (diagonal) mask_after(s[r], ia + r - kstart);
-          // Every tile row sees key kstart (tile rows start at or after it), so the max is finite.
-          const f16v mx4 = vec::vmax(vec::vmax(s[r][0], s[r][1]), vec::vmax(s[r][2], s[r][3]));
-          const float m_new = std::max(m[li + r], vec::hmax(mx4));
-          alpha[r] = std::exp(m[li + r] - m_new);  // 0 on the first block (m = -inf)
-          const f16v mv = vec::splat(m_new);
-          f16v sum = {};
-#pragma GCC unroll 4
-          for (int c = 0; c < kKV; ++c) {
-            const f16v pc = vec::vexp(s[r][c] - mv);
-            vec::store(p + r * kBk + c * vec::kLanes, pc);
-            sum += pc;
-          }
-          l[li + r] = l[li + r] * alpha[r] + vec::hsum(sum);
-          m[li + r] = m_new;
-        }
-        // Keys past the tile's last row have p = 0: skip them on the diagonal.
-        const int nk = std::min(kBk, ia + kR - kstart);
-        attn::rows_accum_all(p, v + static_cast<size_t>(kstart) * hd_p, nk, alpha,
-                             o + static_cast<size_t>(li) * hd_p, hd_p);
+  float* kt = sized(S.kt, static_cast<size_t>(all_blocks) * hd * kBk);
+  float* v = sized(S.v, static_cast<size_t>(all_blocks) * kBk * hd_p);
+  float* q = sized(S.q, static_cast<size_t>(kBq) * hd_p);
+  float* o = sized(S.o, static_cast<size_t>(kBq) * hd_p);
+  float* m = sized(S.m, kBq);
+  float* l = sized(S.l, kBq);
+  pack_transposed(seq + G.k_off(g), G.row, n_keys, all_blocks, hd, kt);
+  pack_rows(seq + G.v_off(g), G.row, n_keys, all_blocks * kBk, hd, hd_p, 1.0f, v);
+  const size_t orow = static_cast<size_t>(G.Hq) * hd;
+  for (int b0 = r0; b0 < r1; b0 += kBq) {
+    const int rows = std::min(kBq, r1 - b0), rows_p = static_cast<int>(round_up(rows, kR));
+    const int blocks = (b0 + rows + kBk - 1) / kBk;  // key blocks this query block sees
+    for (int h = g * G.group; h < (g + 1) * G.group; ++h) {
+      // The softmax scale is folded into q once instead of into every score.
+      pack_rows(seq + static_cast<size_t>(b0) * G.row + G.q_off(h), G.row, rows, rows_p, hd, hd_p,
+                scale, q);
+      std::fill(o, o + static_cast<size_t>(rows_p) * hd_p, 0.0f);
+      std::fill(m, m + rows_p, -kInf);
+      std::fill(l, l + rows_p, 0.0f);
+      forward_block(q, b0, rows_p, blocks, kt, v, hd, hd_p, o, m, l);
+      for (int li = 0; li < rows; ++li) {
+        const size_t t = static_cast<size_t>(t0 + b0 + li);
+        const float inv = 1.0f / l[li];
+        float* y = out + t * orow + G.q_off(h);
+        const float* x = o + static_cast<size_t>(li) * hd_p;
+        for (int d = 0; d < hd; ++d) y[d] = x[d] * inv;
+        lse[t * G.Hq + h] = m[li] + std::log(l[li]);
       }
-    }
-    for (int li = 0; li < rows; ++li) {
-      const size_t t = static_cast<size_t>(t0 + r0 + li);
-      const float inv = 1.0f / l[li];
-      float* y = out + t * G.Hq * hd + G.q_off(h);
-      const float* x = o + static_cast<size_t>(li) * hd_p;
-      for (int d = 0; d < hd; ++d) y[d] = x[d] * inv;
-      lse[t * G.Hq + h] = m[li] + std::log(l[li]);
     }
   }
 }
@@ -264,10 +300,12 @@ void backward_item(const Geometry& G, const float* dout, const float* qkv, const
       const float* doi = dO + i * head_rows;
       for (int ia = kstart; ia < Lr; ia += kR) {
         const size_t at = static_cast<size_t>(ia) * hd_p;
-        attn::score_tile(qi + at, hd_p, kt_b, hd, s);
-        attn::score_tile(doi + at, hd_p, vt_b, hd, dp);
+        const int nc = visible_key_vectors(ia, kstart);
+        attn::score_tile(qi + at, hd_p, kt_b, hd, nc, s);
+        attn::score_tile(doi + at, hd_p, vt_b, hd, nc, dp);
         const bool diagonal = kstart + kBk - 1 > ia;
         for (int r = 0; r < kR; ++r) {
+          for (int c = nc; c < kKV; ++c) s[r][c] = vec::splat(-kInf), dp[r][c] = f16v{};
           if (diagonal) mask_after(s[r], ia + r - kstart);
           const f16v lv = vec::splat(lse_r[i * Lr + ia + r]);
           const f16v dv_r = vec::splat(delta[i * Lr + ia + r]);
@@ -309,15 +347,22 @@ void attention_forward(const float* qkv, const int32_t* cu_seqlens, int num_seqs
                        int T, int Hq, int Hkv, int hd, float scale, float* out, float* lse) {
   check_attention("attention_forward", cu_seqlens, num_seqs, max_seqlen, T, Hq, Hkv, hd);
   const Geometry G(Hq, Hkv, hd);
-  struct Item { int seq, g, r0, r1; };
+  struct Item {
+    int seq, g, r0, r1;
+    double cost;  // ~ (query, key) pairs: r1^2 - r0^2
+  };
   std::vector<Item> items;
-  for (int s = 0; s < num_seqs; ++s)
-    for (int r0 = 0; r0 < cu_seqlens[s + 1] - cu_seqlens[s]; r0 += kBq)
+  for (int s = 0; s < num_seqs; ++s) {
+    const int len = cu_seqlens[s + 1] - cu_seqlens[s];
+    for (int r0 = 0; r0 < len; r0 += kChunkRows) {
+      const int r1 = std::min(r0 + kChunkRows, len);
       for (int g = 0; g < Hkv; ++g)
-        items.push_back({s, g, r0, std::min(r0 + kBq, cu_seqlens[s + 1] - cu_seqlens[s])});
-  // Cost grows with the number of keys a block sees (r1); stable sort keeps ties in order.
+        items.push_back({s, g, r0, r1, static_cast<double>(r1) * r1 - static_cast<double>(r0) * r0});
+    }
+  }
+  // Largest first; the stable sort keeps equal items in sequence order (cache locality).
   std::stable_sort(items.begin(), items.end(),
-                   [](const Item& a, const Item& b) { return a.r1 > b.r1; });
+                   [](const Item& a, const Item& b) { return a.cost > b.cost; });
   run_items(items.size(), [&](size_t i) {
     const Item& it = items[i];
     forward_item(G, qkv, cu_seqlens[it.seq], it.r0, it.r1, it.g, scale, out, lse);

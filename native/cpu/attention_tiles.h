@@ -20,32 +20,46 @@ using vec::f16v;
 constexpr int kBk = 64;                  // keys per tile
 constexpr int kKV = kBk / vec::kLanes;   // vectors per score row
 constexpr int kR = 4;                    // query rows per register tile
+static_assert(kKV == 4, "score_tile dispatches on 1..4 key vectors");
 // Per tile: kR*kKV = 16 score accumulators; each d step loads kKV key vectors and kR broadcast
 // query values for 16 FMAs, which keeps loads within two per cycle with the FMA pipes busy.
 
-// s[r][c] = sum_{d < hd} a[r*lda + d] * bt[d*kBk + 16c + lane]
-inline void score_tile(const float* a, size_t lda, const float* bt, int hd, f16v s[kR][kKV]) {
-  f16v acc[kR][kKV];
+// s[r][c] = sum_{d < hd} a[r*lda + d] * bt[d*kBk + 16c + lane] for the first NC key vectors.
+template <int NC>
+inline void score_tile_n(const float* a, size_t lda, const float* bt, int hd, f16v s[kR][kKV]) {
+  f16v acc[kR][NC];
 #pragma GCC unroll 4
   for (int r = 0; r < kR; ++r)
 #pragma GCC unroll 4
-    for (int c = 0; c < kKV; ++c) acc[r][c] = f16v{};
+    for (int c = 0; c < NC; ++c) acc[r][c] = f16v{};
   for (int d = 0; d < hd; ++d) {
     const float* b = bt + static_cast<size_t>(d) * kBk;
-    f16v bv[kKV];
+    f16v bv[NC];
 #pragma GCC unroll 4
-    for (int c = 0; c < kKV; ++c) bv[c] = vec::load(b + c * vec::kLanes);
+    for (int c = 0; c < NC; ++c) bv[c] = vec::in_register(vec::load(b + c * vec::kLanes));
 #pragma GCC unroll 4
     for (int r = 0; r < kR; ++r) {
       const f16v ar = vec::splat(a[r * lda + d]);
 #pragma GCC unroll 4
-      for (int c = 0; c < kKV; ++c) acc[r][c] += ar * bv[c];
+      for (int c = 0; c < NC; ++c) acc[r][c] += ar * bv[c];
     }
   }
 #pragma GCC unroll 4
   for (int r = 0; r < kR; ++r)
 #pragma GCC unroll 4
-    for (int c = 0; c < kKV; ++c) s[r][c] = acc[r][c];
+    for (int c = 0; c < NC; ++c) s[r][c] = acc[r][c];
+}
+
+// The score tile over the first nc (1..kKV) key vectors; the caller treats the others as
+// masked. On a diagonal tile the keys past its last row are skipped this way.
+inline void score_tile(const float* a, size_t lda, const float* bt, int hd, int nc,
+                       f16v s[kR][kKV]) {
+  switch (nc) {
+    case 1: score_tile_n<1>(a, lda, bt, hd, s); break;
+    case 2: score_tile_n<2>(a, lda, bt, hd, s); break;
+    case 3: score_tile_n<3>(a, lda, bt, hd, s); break;
+    default: score_tile_n<kKV>(a, lda, bt, hd, s); break;
+  }
 }
 
 // out[r][v] = out[r][v] * alpha[r] + sum_{j < nk} p[r*kBk + j] * src[j*lds + 16v]
@@ -62,7 +76,7 @@ inline void rows_accum(const float* p, const float* src, size_t lds, int nk, con
     const float* row = src + static_cast<size_t>(j) * lds;
     f16v x[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) x[v] = vec::load(row + v * vec::kLanes);
+    for (int v = 0; v < NV; ++v) x[v] = vec::in_register(vec::load(row + v * vec::kLanes));
 #pragma GCC unroll 4
     for (int r = 0; r < kR; ++r) {
       const f16v pr = vec::splat(p[r * kBk + j]);
@@ -85,7 +99,7 @@ inline void keys_accum(const float* p, int nk, const float* src, size_t lds, flo
 #pragma GCC unroll 4
   for (int r = 0; r < kR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) x[r][v] = vec::load(src + r * lds + v * vec::kLanes);
+    for (int v = 0; v < NV; ++v) x[r][v] = vec::in_register(vec::load(src + r * lds + v * vec::kLanes));
   for (int j = 0; j < nk; ++j) {
     float* a = acc + static_cast<size_t>(j) * lda;
     f16v y[NV];

@@ -29,11 +29,12 @@ using Index = std::int64_t;
 
 #if defined(__AVX512F__)
 // ---------------------------------------------------------------------------------------------
-// AVX-512: 14 x 32 tile. 28 zmm accumulators + 2 zmm for the B row = 30 of 32 registers; the A
-// value is an embedded broadcast ({1to16}) memory operand of the FMA, so it costs no register.
-// Per k: 2 vector loads + 14 broadcasts feed 28 FMAs, comfortably inside Zen 4's 2 loads/cycle
-// while its FMA pipes (one 512-bit FMA per cycle, latency 4) stay saturated by 28 independent
-// chains. NR = 32 divides every hidden/MLP/vocab width of the presets, so N padding is rare.
+// AVX-512: 14 x 32 tile. 28 zmm accumulators + 2 for the B row + 1 for the broadcast A value =
+// 31 of 32 registers (15 x 32 would need 33). Per k: 2 vector loads + 14 broadcasts feed 28
+// FMAs, well inside Zen 4's load bandwidth, while its FMA pipes (one 512-bit FMA per cycle,
+// latency 4) are kept busy by 28 independent chains. NR = 32 divides every hidden/MLP/vocab
+// width of the presets, so N padding is rare; MR = 14 wastes nothing on partial row tiles
+// because each row count 1..14 has its own instantiation.
 constexpr const char* kIsaName = "avx512";
 constexpr int MR = 14;
 constexpr int NR = 32;
@@ -63,7 +64,9 @@ void microkernel(int kc, const float* __restrict a, const float* __restrict b, f
     __m512 bv[V];
 #pragma GCC unroll 2
     for (int v = 0; v < V; ++v) bv[v] = _mm512_load_ps(b + v * VL);
+    // B streams from L2: ask for the row 8 steps ahead (both cache lines) to hide its latency.
     _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR + 16), _MM_HINT_T0);
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);

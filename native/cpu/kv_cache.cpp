@@ -57,6 +57,7 @@ void decode_attention(const float* qkv, const float* k_cache, const float* v_cac
   require(Hq > 0 && Hkv > 0 && hd > 0, op, "Hq, Hkv and hd must be > 0");
   require(Hq % Hkv == 0, op, "Hq must be a multiple of Hkv (grouped-query heads)");
   require(max_len > 0, op, "max_len must be > 0");
+  require(Hq <= 512, op, "Hq must be <= 512");
   for (int b = 0; b < B; ++b) {
     require(slots[b] >= 0, op, "slots must be >= 0");
     // The row's own k/v is already in the cache, so it attends to at least one position.
@@ -66,35 +67,33 @@ void decode_attention(const float* qkv, const float* k_cache, const float* v_cac
   const size_t row = static_cast<size_t>(Hq + 2 * Hkv) * hd;
   const size_t pos_stride = static_cast<size_t>(Hkv) * hd;  // floats per cached position
   constexpr float kInf = std::numeric_limits<float>::infinity();
-  // One item per (row, kv head): the group's query heads share each k/v load. Every item is
-  // computed the same way wherever it runs, so the output does not depend on the thread count.
-  parallel_for(static_cast<size_t>(B) * Hkv, 1, [&](size_t i0, size_t i1) {
+  // One item per row: its slot's positions are read front to back, all kv heads at once (one
+  // contiguous Hkv*hd record per position), which streams the cache at full line use. Each row
+  // is computed the same way wherever it runs, so the output does not depend on thread count.
+  parallel_for(static_cast<size_t>(B), 1, [&](size_t b0, size_t b1) {
     std::vector<float> q, scores, acc;
-    for (size_t item = i0; item < i1; ++item) {
-      const int b = static_cast<int>(item / Hkv), g = static_cast<int>(item % Hkv);
+    for (size_t b = b0; b < b1; ++b) {
       const int L = lengths[b];
       const size_t Lp = round_up(L, vec::kLanes);
-      const size_t base = static_cast<size_t>(slots[b]) * max_len * pos_stride + g * hd;
-      const float* kc = k_cache + base;
-      const float* vc = v_cache + base;
-      q.assign(static_cast<size_t>(group) * hd, 0.0f);
-      scores.assign(static_cast<size_t>(group) * Lp, -kInf);  // -inf pads give p = 0
-      acc.assign(static_cast<size_t>(group) * hd, 0.0f);
-      for (int i = 0; i < group; ++i) {  // scale folded into q, as in attention_forward
-        const float* x = qkv + b * row + static_cast<size_t>(g * group + i) * hd;
-        for (int d = 0; d < hd; ++d) q[i * hd + d] = x[d] * scale;
-      }
+      const size_t base = static_cast<size_t>(slots[b]) * max_len * pos_stride;
+      q.resize(static_cast<size_t>(Hq) * hd);
+      scores.assign(static_cast<size_t>(Hq) * Lp, -kInf);  // -inf pads give p = 0
+      acc.assign(static_cast<size_t>(Hq) * hd, 0.0f);
+      // The scale is folded into q, as in attention_forward.
+      for (int i = 0; i < Hq * hd; ++i) q[i] = qkv[b * row + i] * scale;
       for (int j = 0; j < L; ++j) {
-        const float* k = kc + j * pos_stride;
-        for (int i = 0; i < group; ++i) {
+        const float* k = k_cache + base + j * pos_stride;
+        for (int h = 0; h < Hq; ++h) {
+          const float* kh = k + static_cast<size_t>(h / group) * hd;
+          const float* qh = q.data() + static_cast<size_t>(h) * hd;
           f16v s = {};
-          for (int c = 0; c < hd; c += vec::kLanes)
-            s += load_cols(q.data() + i * hd, c, hd) * load_cols(k, c, hd);
-          scores[i * Lp + j] = vec::hsum(s);
+          for (int c = 0; c < hd; c += vec::kLanes) s += load_cols(qh, c, hd) * load_cols(kh, c, hd);
+          scores[h * Lp + j] = vec::hsum(s);
         }
       }
-      for (int i = 0; i < group; ++i) {
-        float* s = scores.data() + i * Lp;
+      float inv[512];  // Hq <= 512 is checked above
+      for (int h = 0; h < Hq; ++h) {
+        float* s = scores.data() + h * Lp;
         f16v mx = vec::splat(-kInf);
         for (size_t j = 0; j < Lp; j += vec::kLanes) mx = vec::vmax(mx, vec::load(s + j));
         const f16v m = vec::splat(vec::hmax(mx));
@@ -104,16 +103,20 @@ void decode_attention(const float* qkv, const float* k_cache, const float* v_cac
           vec::store(s + j, p);
           sum += p;
         }
-        const float inv = 1.0f / vec::hsum(sum);
-        float* a = acc.data() + i * hd;
-        for (int j = 0; j < L; ++j) {
-          const float pj = s[j];
-          const float* v = vc + j * pos_stride;
-          for (int d = 0; d < hd; ++d) a[d] += pj * v[d];
-        }
-        float* y = out + b * static_cast<size_t>(Hq) * hd + static_cast<size_t>(g * group + i) * hd;
-        for (int d = 0; d < hd; ++d) y[d] = a[d] * inv;
+        inv[h] = 1.0f / vec::hsum(sum);
       }
+      for (int j = 0; j < L; ++j) {
+        const float* v = v_cache + base + j * pos_stride;
+        for (int h = 0; h < Hq; ++h) {
+          const float pj = scores[h * Lp + j];
+          const float* vh = v + static_cast<size_t>(h / group) * hd;
+          float* a = acc.data() + static_cast<size_t>(h) * hd;
+          for (int d = 0; d < hd; ++d) a[d] += pj * vh[d];
+        }
+      }
+      float* y = out + b * static_cast<size_t>(Hq) * hd;
+      for (int h = 0; h < Hq; ++h)
+        for (int d = 0; d < hd; ++d) y[h * hd + d] = acc[h * hd + d] * inv[h];
     }
   });
 }

@@ -1,6 +1,6 @@
 // Fused log-softmax heads over [N, V] logits: token log-probs, the PPO/GRPO policy loss with its
 // backward, and cross-entropy. The exact semantics (and their edge cases) are the spec the CUDA
-// kernels must match; they are written out at ppo_row below.
+// kernels must match; they are written out above ppo_scalars below.
 //
 // Layout of the work: rows are independent and split over threads. Inside a row everything is
 // done in blocks of 16 floats with GCC/Clang vector extensions, counted from the start of the

@@ -12,12 +12,17 @@ namespace troupe::cpu::norm {
 
 using vec::f16v;
 
-// y = (x * rstd) * w (HF's order: normalise in float, then scale by the weight); returns rstd.
-// The mean of squares accumulates in double: it costs nothing next to the row's memory traffic
-// and keeps rstd exact to float rounding even for rows of large dynamic range.
-inline float row_forward(const float* x, const float* w, int dim, float eps, float* y) {
+// rstd = 1/sqrt(mean(x^2) + eps). The mean of squares accumulates in double: it costs nothing
+// next to the row's memory traffic and keeps rstd exact to float rounding even for rows of large
+// dynamic range.
+inline float rstd_of(const float* x, int dim, float eps) {
   const double ms = vec::sumsq_f64(x, static_cast<size_t>(dim)) / dim;
-  const float r = static_cast<float>(1.0 / std::sqrt(ms + static_cast<double>(eps)));
+  return static_cast<float>(1.0 / std::sqrt(ms + static_cast<double>(eps)));
+}
+
+// y = (x * rstd) * w (HF's order: normalise in float, then scale by the weight); returns rstd.
+inline float row_forward(const float* x, const float* w, int dim, float eps, float* y) {
+  const float r = rstd_of(x, dim, eps);
   int i = 0;
   for (; i + vec::kLanes <= dim; i += vec::kLanes)
     vec::store(y + i, vec::load(x + i) * r * vec::load(w + i));

@@ -55,7 +55,9 @@ class Pool {
  private:
   void loop(int tid) {
     t_in_parallel = true;
-    uint64_t seen = generation_.load(std::memory_order_acquire);
+    // Start from generation 0, not from a fresh load: the first job may already have been
+    // posted before this thread got scheduled, and loading then would skip (and hang on) it.
+    uint64_t seen = 0;
     for (;;) {
       // Spin a little for the next job, then sleep on the condition variable.
       auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
@@ -110,14 +112,16 @@ void set_thread_local_num_threads(int n) { t_threads = std::max(1, n); }
 void set_default_num_threads(int n) { g_default_threads.store(std::max(1, n)); }
 
 void run_on_threads(const std::function<void(int, int)>& fn, int max_threads) {
-  int n = std::min(num_threads(), std::max(1, max_threads));
+  const int budget = num_threads();
+  int n = std::min(budget, std::max(1, max_threads));
   if (n <= 1 || t_in_parallel) {  // nested calls run serially on the calling thread
     fn(0, 1);
     return;
   }
-  if (!t_pool || t_pool->helpers() != n - 1) {
+  // The pool is sized by the thread budget; a job may use fewer threads than the pool has.
+  if (!t_pool || t_pool->helpers() != budget - 1) {
     t_pool.reset();
-    t_pool = std::make_unique<Pool>(n - 1);
+    t_pool = std::make_unique<Pool>(budget - 1);
   }
   t_in_parallel = true;
   t_pool->run(fn, n);

@@ -28,17 +28,19 @@ void check_shape(const char* op, const int32_t* positions, int T, int Hq, int Hk
   for (int t = 0; t < T; ++t) require(positions[t] >= 0, op, "positions must be >= 0");
 }
 
-// Rotation by the table row (c, s): out = R n.
-void rope_row(const float* n, const float* c, const float* s, int half, float* out) {
+// out = R (x * r * w): the normalisation fused into the rotation by table row (c, s).
+void norm_rope_row(const float* x, float r, const float* w, const float* c, const float* s,
+                   int half, float* out) {
   int i = 0;
   for (; i + vec::kLanes <= half; i += vec::kLanes) {
-    const f16v a = vec::load(n + i), b = vec::load(n + i + half);
+    const f16v a = vec::load(x + i) * r * vec::load(w + i);
+    const f16v b = vec::load(x + i + half) * r * vec::load(w + i + half);
     const f16v cv = vec::load(c + i), sv = vec::load(s + i);
     vec::store(out + i, a * cv - b * sv);
     vec::store(out + i + half, b * cv + a * sv);
   }
   for (; i < half; ++i) {
-    const float a = n[i], b = n[i + half];
+    const float a = x[i] * r * w[i], b = x[i + half] * r * w[i + half];
     out[i] = a * c[i] - b * s[i];
     out[i + half] = b * c[i] + a * s[i];
   }
@@ -74,16 +76,17 @@ void qk_norm_rope_forward(const float* qkv_in, const float* q_norm_w, const floa
   const int heads = Hq + 2 * Hkv, normed = Hq + Hkv, half = hd / 2;
   const size_t row = static_cast<size_t>(heads) * hd;
   parallel_for(static_cast<size_t>(T), token_grain(heads, hd), [&](size_t t0, size_t t1) {
-    std::vector<float> n(static_cast<size_t>(hd));
     for (size_t t = t0; t < t1; ++t) {
       const float* in = qkv_in + t * row;
       float* out = qkv_out + t * row;
+      float* r = rstd + t * normed;
+      // All of the token's rstd first: the heads' sqrt/divide latencies then overlap instead
+      // of each stalling its own head (the rows are short, so that latency dominates).
+      for (int h = 0; h < normed; ++h) r[h] = norm::rstd_of(in + h * hd, hd, eps);
       const size_t trow = static_cast<size_t>(positions[t]) * half;
-      for (int h = 0; h < normed; ++h) {
-        const float* w = h < Hq ? q_norm_w : k_norm_w;
-        rstd[t * normed + h] = norm::row_forward(in + h * hd, w, hd, eps, n.data());
-        rope_row(n.data(), rope_cos + trow, rope_sin + trow, half, out + h * hd);
-      }
+      for (int h = 0; h < normed; ++h)
+        norm_rope_row(in + h * hd, r[h], h < Hq ? q_norm_w : k_norm_w, rope_cos + trow,
+                      rope_sin + trow, half, out + h * hd);
       std::memcpy(out + normed * hd, in + normed * hd, sizeof(float) * Hkv * hd);
     }
   });

@@ -47,7 +47,6 @@ constexpr int kW = 16;
 typedef float f32v __attribute__((vector_size(64)));
 typedef int32_t i32v __attribute__((vector_size(64)));
 typedef uint32_t u32v __attribute__((vector_size(64)));
-typedef uint64_t u64v __attribute__((vector_size(128)));
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
@@ -63,24 +62,36 @@ inline f32v load_part(const float* p, int n, float pad) {
   return v;
 }
 inline u32v iota_from(uint32_t j0) {
-  u32v v;
-  for (int i = 0; i < kW; ++i) v[i] = j0 + static_cast<uint32_t>(i);
-  return v;
+  const u32v lanes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  return lanes + j0;
 }
 
-// philox4x32_10(j, position, call_lo, call_hi; seed_lo, seed_hi).v[0] for 16 counters j at once;
-// the same rounds as core/philox.h (checked against it in test_sampler).
+// philox4x32_10(j, position, call_lo, call_hi; seed_lo, seed_hi).v[0] for 16 counters j at once
+// (checked against core/philox.h in test_sampler). Philox is most of a draw's cost (~20
+// multiplies per entry). With AVX-512 each 32x32->64 product is done on the even and odd 32-bit
+// lanes as 64-bit lanes (vpmullq / vpmuludq); without it, 64-bit lane multiplies are emulated
+// (measured 10x slower than scalar on AVX2), so the scalar header function is used per lane.
 inline u32v philox_v0(u32v c0, uint32_t position, uint64_t call_id, uint64_t seed) {
+#if defined(__AVX512F__)
+  typedef uint64_t u64x8 __attribute__((vector_size(64)));
+  const uint64_t lo32 = 0xffffffffull;
+  // hi and lo halves of a * M per 32-bit lane
+  auto mul_hilo = [&](u32v a, uint32_t M, u32v& hi, u32v& lo) {
+    u64x8 w = (u64x8)a;
+    u64x8 pe = (w & lo32) * static_cast<uint64_t>(M);  // even lanes
+    u64x8 po = (w >> 32) * static_cast<uint64_t>(M);   // odd lanes
+    lo = (u32v)((pe & lo32) | (po << 32));
+    hi = (u32v)((pe >> 32) | (po & ~lo32));
+  };
   const uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
   u32v c1 = u32v{} + position;
   u32v c2 = u32v{} + static_cast<uint32_t>(call_id);
   u32v c3 = u32v{} + static_cast<uint32_t>(call_id >> 32);
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
   for (int r = 0; r < 10; ++r) {
-    u64v p0 = __builtin_convertvector(c0, u64v) * static_cast<uint64_t>(M0);
-    u64v p1 = __builtin_convertvector(c2, u64v) * static_cast<uint64_t>(M1);
-    u32v hi0 = __builtin_convertvector(p0 >> 32, u32v), lo0 = __builtin_convertvector(p0, u32v);
-    u32v hi1 = __builtin_convertvector(p1 >> 32, u32v), lo1 = __builtin_convertvector(p1, u32v);
+    u32v hi0, lo0, hi1, lo1;
+    mul_hilo(c0, M0, hi0, lo0);
+    mul_hilo(c2, M1, hi1, lo1);
     c0 = hi1 ^ c1 ^ k0;
     c1 = lo1;
     c2 = hi0 ^ c3 ^ k1;
@@ -89,6 +100,13 @@ inline u32v philox_v0(u32v c0, uint32_t position, uint64_t call_id, uint64_t see
     k1 += W1;
   }
   return c0;
+#else
+  u32v out;
+  const uint32_t cl = static_cast<uint32_t>(call_id), ch = static_cast<uint32_t>(call_id >> 32);
+  const uint32_t sl = static_cast<uint32_t>(seed), sh = static_cast<uint32_t>(seed >> 32);
+  for (int l = 0; l < kW; ++l) out[l] = philox4x32_10(c0[l], position, cl, ch, sl, sh).v[0];
+  return out;
+#endif
 }
 
 // log(x) for positive normal x (here u in (0,1) and -log(u) in (6e-8, 17.4]). Cephes logf:
@@ -130,6 +148,26 @@ inline f32v gumbel(u32v j, uint64_t seed, uint64_t call_id, int32_t position) {
   return -vlog(-vlog(u));
 }
 
+// An upper bound on every g the capped u can give: -log(-log(1 - 2^-24)) = 16.636.
+constexpr float kGumbelMax = 17.0f;
+
+// True if any lane is set (an OR tree over halves; the compiler keeps it in registers).
+inline bool any_lane(i32v m) {
+  typedef int32_t i8v __attribute__((vector_size(32)));
+  typedef int32_t i4v __attribute__((vector_size(16)));
+  i8v a, b;
+  std::memcpy(&a, &m, 32);
+  std::memcpy(&b, reinterpret_cast<const char*>(&m) + 32, 32);
+  a |= b;
+  i4v c, d;
+  std::memcpy(&c, &a, 16);
+  std::memcpy(&d, reinterpret_cast<const char*>(&a) + 16, 16);
+  c |= d;
+  uint64_t w[2];
+  std::memcpy(w, &c, 16);
+  return (w[0] | w[1]) != 0;
+}
+
 struct Best {
   float v = -kInf;
   int32_t j = -1;
@@ -162,21 +200,37 @@ int32_t argmax_row(const float* x, int V) {
 }
 
 // Argmax over all j of x_j * inv_t + g_j.
+// Philox dominates the cost, and most of a trained model's vocabulary cannot win: since every
+// g_j <= kGumbelMax, entry j can only reach the best value so far if z_j + kGumbelMax >= it. So
+// the block holding argmax z goes first (its best value is a high bar), and a later block whose
+// lanes all have z + kGumbelMax below the bar is skipped without drawing its noise. Float
+// addition is monotone, so a skipped entry's value is strictly below the bar: the result is
+// exactly the argmax over all j, only cheaper (nothing is skipped for flat rows).
 int32_t gumbel_argmax_row(const float* x, int V, float inv_t, const SampleParams& p,
                           const SampleRowKey& key) {
   f32v best = splat(-kInf);
   i32v bidx = i32v{} - 1;
-  const int full = V / kW * kW;
-  auto block = [&](f32v xv, uint32_t j0) {
-    u32v jv = iota_from(j0);
-    f32v v = xv * inv_t + gumbel(jv, p.seed, key.call_id, key.position);
-    i32v upd = v > best;
+  auto load_block = [&](int j0) {
+    return j0 + kW <= V ? loadu(x + j0) : load_part(x + j0, V - j0, -kInf);  // tail: -inf
+  };
+  auto take = [&](f32v z, int j0) {
+    u32v jv = iota_from(static_cast<uint32_t>(j0));
+    f32v v = z + gumbel(jv, p.seed, key.call_id, key.position);
+    // Blocks are not visited in index order, so equal values compare indices explicitly.
+    i32v upd = (v > best) | ((v == best) & ((i32v)jv < bidx));
     best = upd ? v : best;
     bidx = upd ? (i32v)jv : bidx;
   };
-  for (int j = 0; j < full; j += kW) block(loadu(x + j), static_cast<uint32_t>(j));
-  // Tail lanes get x = -inf, so v = -inf and they never win.
-  if (full < V) block(load_part(x + full, V - full, -kInf), static_cast<uint32_t>(full));
+  const int first = argmax_row(x, V) / kW * kW;
+  take(load_block(first) * inv_t, first);
+  float bar = best[0];
+  for (int i = 1; i < kW; ++i) bar = best[i] > bar ? best[i] : bar;
+  for (int j0 = 0; j0 < V; j0 += kW) {
+    if (j0 == first) continue;
+    f32v z = load_block(j0) * inv_t;
+    if (!any_lane(z + kGumbelMax >= bar)) continue;
+    take(z, j0);
+  }
   Best b;
   for (int i = 0; i < kW; ++i)
     if (bidx[i] >= 0) b.offer(best[i], bidx[i]);
@@ -186,6 +240,7 @@ int32_t gumbel_argmax_row(const float* x, int V, float inv_t, const SampleParams
 // Argmax of x_j * inv_t + g_j over a list of indices, using the same vector code as above.
 int32_t gumbel_argmax_list(const float* x, const int32_t* idx, size_t n, float inv_t,
                            const SampleParams& p, const SampleRowKey& key) {
+  if (n == 0) return 0;  // callers always pass at least one entry
   Best b;
   for (size_t i = 0; i < n; i += kW) {
     u32v jv;
@@ -207,14 +262,56 @@ struct RankBefore {
   bool operator()(int32_t a, int32_t b) const { return x[a] > x[b] || (x[a] == x[b] && a < b); }
 };
 
+// Monotone map from float to uint32 (a < b as floats <=> key(a) < key(b)), with -0 folded into
+// +0 so equal logits get equal keys, and NaN ranked as -inf. Never 0 (key(-inf) = 0x007fffff).
+inline uint32_t order_key(float f) {
+  if (std::isnan(f)) f = -kInf;
+  if (f == 0.0f) f = 0.0f;
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
 // The top k indices by RankBefore (unordered). k < V.
-void top_k_indices(const float* x, int V, int k, std::vector<int32_t>& out) {
+void top_k_indices(const float* x, int V, int k, std::vector<int32_t>& out,
+                   std::vector<uint32_t>& keys) {
   RankBefore before{x};
-  out.resize(static_cast<size_t>(V));
+  out.clear();
   if (static_cast<int64_t>(k) * 8 > V) {
-    for (int j = 0; j < V; ++j) out[j] = j;
-    std::nth_element(out.begin(), out.begin() + (k - 1), out.end(), before);
-    out.resize(static_cast<size_t>(k));
+    // Large k: bisect on the key for the k-th largest (the largest t with count(key >= t) >= k).
+    // Each count is a branch-free vector pass; nth_element mispredicts its way through ~10x
+    // slower at V = 320. Then one pass in index order takes every entry above the k-th and the
+    // first entries equal to it, so lower indices win the tie.
+    const int nb = (V + kW - 1) / kW;
+    keys.assign(static_cast<size_t>(nb) * kW, 0u);  // padding 0 is below every real key
+    for (int j = 0; j < V; ++j) keys[j] = order_key(x[j]);
+    auto count_ge = [&](uint32_t t) {
+      i32v cnt = i32v{};
+      for (int b = 0; b < nb; ++b) {
+        u32v kv;
+        std::memcpy(&kv, &keys[static_cast<size_t>(b) * kW], sizeof kv);
+        cnt -= (i32v)(kv >= t);  // true lanes are -1
+      }
+      int64_t c = 0;
+      for (int l = 0; l < kW; ++l) c += cnt[l];
+      return c;
+    };
+    uint64_t lo = 1, hi = uint64_t{1} << 32;  // count(>= lo) >= k; count(>= hi) < k
+    while (hi - lo > 1) {
+      const uint64_t mid = lo + (hi - lo) / 2;
+      (count_ge(static_cast<uint32_t>(mid)) >= k ? lo : hi) = mid;
+    }
+    const uint32_t kth = static_cast<uint32_t>(lo);
+    int ties = k;
+    for (int j = 0; j < V; ++j) ties -= keys[j] > kth;
+    for (int j = 0; j < V; ++j) {
+      if (keys[j] > kth) {
+        out.push_back(j);
+      } else if (keys[j] == kth && ties > 0) {
+        out.push_back(j);
+        --ties;
+      }
+    }
     return;
   }
   // Small k: a heap of the best k so far whose top is the worst of them. Scanning in index
@@ -234,18 +331,15 @@ void top_k_indices(const float* x, int V, int k, std::vector<int32_t>& out) {
   };
   int j = k;
   for (; j < V && j % kW; ++j) consider(j);
-  for (; j + kW <= V; j += kW) {
-    f32v v = loadu(x + j);
-    bool any = false;
-    for (int l = 0; l < kW; ++l) any |= v[l] > thr;
-    if (any)
+  for (; j + kW <= V; j += kW)
+    if (any_lane(loadu(x + j) > thr))
       for (int l = 0; l < kW; ++l) consider(j + l);
-  }
   for (; j < V; ++j) consider(j);
 }
 
 struct Scratch {
   std::vector<int32_t> allowed, cand;
+  std::vector<uint32_t> keys;
 };
 
 struct Draw {
@@ -261,7 +355,7 @@ Draw sample_truncated(const float* x, int V, float inv_t, const SampleParams& p,
   // Allowed set after top-k (empty list = all of [0, V)), and its logsumexp of z in double.
   double lse;
   if (use_k) {
-    top_k_indices(x, V, p.top_k, sc.allowed);
+    top_k_indices(x, V, p.top_k, sc.allowed, sc.keys);
     double zmax = -std::numeric_limits<double>::infinity();
     for (int32_t j : sc.allowed) zmax = std::max(zmax, static_cast<double>(x[j] * inv_t));
     double s = 0.0;
@@ -357,6 +451,7 @@ void sample(const float* logits, int B, int V, const SampleParams& p, const Samp
   for (Scratch& s : scratch) {
     s.allowed.reserve(static_cast<size_t>(V));
     s.cand.reserve(static_cast<size_t>(V));
+    s.keys.reserve(static_cast<size_t>(V) + kW);
   }
   run_on_threads(
       [&](int tid, int nt) {

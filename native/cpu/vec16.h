@@ -33,26 +33,53 @@ inline f16v load_partial(const float* p, int n) {
 inline void store_partial(float* p, f16v v, int n) {
   std::memcpy(p, &v, sizeof(float) * static_cast<size_t>(n));
 }
-inline f16v splat(float s) { return f16v{} + s; }
+// Spelled out lane by lane: `f16v{} + s` would cost a real add (x + 0 is not x for x = -0).
+inline f16v splat(float s) { return f16v{s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s}; }
 inline f16v vmax(f16v a, f16v b) { return a > b ? a : b; }
 inline f16v iota() { return f16v{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}; }
 
+// Pins v in a register: the compiler may no longer re-read it from memory as an operand of each
+// FMA that uses it. In register-tiled loops this turns R loads of a vector into one.
+inline f16v in_register(f16v v) {
+#if defined(__AVX512F__) && defined(__GNUC__)
+  asm("" : "+v"(v));
+#endif
+  return v;
+}
+
+// Halves of a vector. __builtin_shufflevector (GCC >= 12, Clang) stays in registers; the
+// memcpy fallback is correct everywhere but goes through the stack.
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+inline f8v low_half(f16v v) { return __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7); }
+inline f8v high_half(f16v v) { return __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15); }
+inline f4v low_half(f8v v) { return __builtin_shufflevector(v, v, 0, 1, 2, 3); }
+inline f4v high_half(f8v v) { return __builtin_shufflevector(v, v, 4, 5, 6, 7); }
+#else
+template <typename Half, typename Full>
+inline Half half_at(const Full& v, size_t index) {
+  Half h;
+  std::memcpy(&h, reinterpret_cast<const char*>(&v) + index * sizeof h, sizeof h);
+  return h;
+}
+inline f8v low_half(f16v v) { return half_at<f8v>(v, 0); }
+inline f8v high_half(f16v v) { return half_at<f8v>(v, 1); }
+inline f4v low_half(f8v v) { return half_at<f4v>(v, 0); }
+inline f4v high_half(f8v v) { return half_at<f4v>(v, 1); }
+#endif
+
 // Horizontal sum and max as a fixed halving tree.
 inline float hsum(f16v v) {
-  f8v a, b;
-  std::memcpy(&a, &v, sizeof a);
-  std::memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof a, sizeof b);
-  f8v s8 = a + b;
-  f4v c, d;
-  std::memcpy(&c, &s8, sizeof c);
-  std::memcpy(&d, reinterpret_cast<const char*>(&s8) + sizeof c, sizeof d);
-  f4v s4 = c + d;
+  const f8v s8 = low_half(v) + high_half(v);
+  const f4v s4 = low_half(s8) + high_half(s8);
   return (s4[0] + s4[2]) + (s4[1] + s4[3]);
 }
 inline float hmax(f16v v) {
-  float m = v[0];
-  for (int i = 1; i < kLanes; ++i) m = v[i] > m ? v[i] : m;
-  return m;
+  const f8v a = low_half(v), b = high_half(v);
+  const f8v m8 = a > b ? a : b;
+  const f4v c = low_half(m8), d = high_half(m8);
+  const f4v m4 = c > d ? c : d;
+  const float x = m4[0] > m4[2] ? m4[0] : m4[2], y = m4[1] > m4[3] ? m4[1] : m4[3];
+  return x > y ? x : y;
 }
 
 // exp(x) lane-wise, Cephes' single-precision algorithm (about 1 ulp): x = n*ln2 + r with

@@ -223,6 +223,35 @@ TEST(sampler_chi2_top_k_then_top_p) {
             16.266, "top_k 6 + top_p 0.7");
 }
 
+TEST(sampler_top_k_support_with_ties_both_paths) {
+  // Logits on 6 levels (many ties). k = 10 takes the heap path (k * 8 <= V), k = 30 the
+  // bisection path; each must allow exactly the reference top-k set (ties to lower indices):
+  // no token outside it in 4000 draws, and at a flat temperature every member shows up.
+  const int V = 200;
+  std::mt19937_64 rng(71);
+  std::vector<float> row(V);
+  for (float& v : row) v = static_cast<float>(rng() % 6) * 0.5f;
+  for (int k : {10, 30}) {
+    SampleParams p;
+    p.temperature = 50.0f;  // nearly uniform over the allowed set
+    p.top_k = k;
+    p.seed = 17;
+    RefDist ref = ref_dist(row.data(), V, p.temperature, k, 1.0);
+    std::vector<int32_t> tok;
+    std::vector<float> lp;
+    draw_many(row, 4000, p, 555, tok, lp);
+    std::vector<int> seen(V, 0);
+    int outside = 0;
+    for (int32_t t : tok) {
+      if (t < 0 || t >= V || ref.p[t] == 0.0) ++outside; else ++seen[t];
+    }
+    int missing = 0;
+    for (int j = 0; j < V; ++j) missing += ref.p[j] > 0.0 && seen[j] == 0;
+    CHECK_MSG(outside == 0, "k " << k << ": " << outside << " tokens outside the top-k set");
+    CHECK_MSG(missing == 0, "k " << k << ": " << missing << " top-k members never drawn");
+  }
+}
+
 TEST(sampler_draw_depends_only_on_key) {
   // The same key gives the same token and logp whatever its row index, the batch size, or the
   // thread count. 40 rows of V = 1000 make 3 chunks, so 2 threads really split the batch.
@@ -276,6 +305,46 @@ TEST(sampler_draw_depends_only_on_key) {
     }
   }
   cpu::set_thread_local_num_threads(saved);
+}
+
+TEST(sampler_fast_path_is_the_full_gumbel_argmax) {
+  // The untruncated path skips blocks that cannot beat the best value so far; the token must be
+  // exactly argmax_j (x_j / T + g_j) over every j, here recomputed by brute force from the noise
+  // hook. Peaked rows (most blocks skipped), flat rows (none skipped), the maximum in the tail
+  // block, and exact ties between entries.
+  std::mt19937_64 rng(61);
+  const int V = 5003;  // not a multiple of 16
+  const float T = 0.7f;
+  std::vector<uint32_t> all(V);
+  std::iota(all.begin(), all.end(), 0u);
+  for (int r = 0; r < 24; ++r) {
+    std::vector<float> x(V);
+    std::normal_distribution<float> nd(0.0f, r % 3 == 0 ? 0.2f : 3.0f);
+    for (float& v : x) v = nd(rng);
+    if (r % 3 == 1) x[rng() % V] += 25.0f;            // one dominant token
+    if (r % 3 == 2) x[V - 1 - rng() % 7] += 15.0f;    // the maximum in the tail block
+    if (r % 4 == 0) for (int j = 100; j < V; j += 100) x[j] = x[0];  // ties
+    SampleParams p;
+    p.temperature = T;
+    p.seed = 1000 + r;
+    SampleRowKey key{static_cast<uint64_t>(r) * 7919, r, 0};
+    int32_t tok;
+    float lp;
+    cpu::sample(x.data(), 1, V, p, &key, &tok, &lp);
+    std::vector<float> g(V);
+    cpu::detail::gumbel_noise(p.seed, key.call_id, key.position, all.data(), V, g.data());
+    const float inv_t = 1.0f / T;
+    int expect = 0;
+    float bestv = -INFINITY;
+    for (int j = 0; j < V; ++j) {
+      const float v = x[j] * inv_t + g[j];
+      if (v > bestv) {
+        bestv = v;
+        expect = j;
+      }
+    }
+    CHECK_MSG(tok == expect, "row " << r << ": token " << tok << " vs brute force " << expect);
+  }
 }
 
 TEST(sampler_uniform_of_one_is_not_infinite_noise) {
