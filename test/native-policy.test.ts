@@ -342,6 +342,15 @@ describe('Policy: checkpoints, copies and lifetime', () => {
     b.dispose();
   });
 
+  it('concurrent copies in opposite directions complete (no lock-order deadlock)', async () => {
+    const a = Policy.createSync({ seed: 45 });
+    const b = Policy.createSync({ seed: 46 });
+    await Promise.all(Array.from({ length: 64 }, (_, i) => (i % 2 ? a.copyFrom(b) : b.copyFrom(a))));
+    expect(Buffer.compare(Buffer.from(a.readParamsSync().buffer), Buffer.from(b.readParamsSync().buffer))).toBe(0);
+    a.dispose();
+    b.dispose();
+  });
+
   it('fromHandle shares one policy; dispose drops references until it is freed', () => {
     const before = listPolicies().length;
     const p = Policy.createSync({ seed: 44 });

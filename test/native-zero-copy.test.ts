@@ -97,26 +97,30 @@ describe('zero-copy outputs', () => {
     const native = loadBinding();
     const rows = 16;
     const prompts = packSequences(Array.from({ length: rows }, (_, i) => [1 + i, 2, 3]));
-    let weak: WeakRef<Int32Array> | undefined;
-    let settled = false;
-    const pending = (() => {
-      // Outputs referenced only by the request object, which goes out of scope right away.
-      const out = allocGenerateOutputs(rows, 100);
-      weak = new WeakRef(out.tokens);
-      const callIds = new BigUint64Array(rows).map((_, i) => BigInt(i));
-      return native.generate(p.handle, {
-        prompts, maxNewTokens: new Int32Array(rows).fill(100), callIds, stopTokens: [],
-        outTokens: out.tokens, outLogp: out.logp, outLengths: out.lengths, outFinish: out.finish,
-      });
-    })().then((s) => { settled = true; return s; });
-    await new Promise((r) => setTimeout(r, 0)); // a new job, so the WeakRef no longer keeps it alive
-    gc();
-    gc();
-    const stillRunning = !settled;
-    expect(weak!.deref()).toBeInstanceOf(Int32Array);
-    const stats = await pending;
-    expect(stats.newTokens).toBe(rows * 100);
-    // Only meaningful when the GC ran during the call; the call is sized to make that the case.
-    expect(stillRunning).toBe(true);
+    const callIds = new BigUint64Array(rows).map((_, i) => BigInt(i));
+    // The GC must run while the call is still going; grow the call until it does (fast machines).
+    let gcDuringCall = false;
+    for (let maxNew = 100; maxNew <= 3200 && !gcDuringCall; maxNew *= 4) {
+      let weak: WeakRef<Int32Array> | undefined;
+      let settled = false;
+      const pending = (() => {
+        // Outputs referenced only by the request object, which goes out of scope right away.
+        const out = allocGenerateOutputs(rows, maxNew);
+        weak = new WeakRef(out.tokens);
+        return native.generate(p.handle, {
+          prompts, maxNewTokens: new Int32Array(rows).fill(maxNew), callIds, stopTokens: [],
+          outTokens: out.tokens, outLogp: out.logp, outLengths: out.lengths, outFinish: out.finish,
+        });
+      })().then((st) => { settled = true; return st; });
+      await new Promise((r) => setTimeout(r, 0)); // a new job: the WeakRef no longer keeps it alive
+      gc();
+      gc();
+      gcDuringCall = !settled;
+      // Without the addon's references the array would be collected here (and the core would
+      // then write into freed memory).
+      expect(weak!.deref()).toBeInstanceOf(Int32Array);
+      expect((await pending).newTokens).toBe(rows * maxNew);
+    }
+    expect(gcDuringCall).toBe(true);
   });
 });

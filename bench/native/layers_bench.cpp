@@ -114,7 +114,10 @@ std::vector<Row> run_geometry(const Geometry& g, double seconds) {
   // Decode: 64 rows, row b attends to 100 - (b % 8) * 8 cached positions of its own slot.
   const int B = kDecodeRows;
   std::vector<int32_t> slots(B), lengths(B), dpos(B);
-  for (int b = 0; b < B; ++b) slots[b] = b, lengths[b] = 100 - (b % 8) * 8, dpos[b] = lengths[b] - 1;
+  for (int b = 0; b < B; ++b) {
+    slots[b] = b, lengths[b] = 100 - (b % 8) * 8;
+    dpos[b] = lengths[b] - 1;
+  }
   const size_t cache_n = static_cast<size_t>(B) * kDecodeMaxLen * Hkv * hd;
   auto kc = filled(cache_n, -1, 1, 12), vc = filled(cache_n, -1, 1, 13);
   auto dec_qkv = filled(static_cast<size_t>(B) * heads * hd, -1, 1, 14);
@@ -145,7 +148,9 @@ std::vector<Row> run_geometry(const Geometry& g, double seconds) {
     });
     time("add_inplace", 0, [&] { cpu::add_inplace(dx.data(), dy.data(), x.size()); });
     time("swiglu_forward", 0, [&] { cpu::swiglu_forward(gu.data(), T, I, h.data()); });
-    time("swiglu_backward", 0, [&] { cpu::swiglu_backward(dh.data(), gu.data(), T, I, dgu.data()); });
+    time("swiglu_backward", 0, [&] {
+      cpu::swiglu_backward(dh.data(), gu.data(), T, I, dgu.data());
+    });
   }
   time("qk_norm_rope_forward", 0, [&] {
     cpu::qk_norm_rope_forward(qkv.data(), qw.data(), kw.data(), pos.data(), cos_t.data(),

@@ -41,6 +41,9 @@ class PromiseWorker final : public Napi::AsyncWorker {
       deferred_.Resolve(job_.done ? job_.done(env) : env.Undefined());
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
+    } catch (const std::exception& e) {
+      // Nothing may escape here: this runs from libuv's completion callback.
+      deferred_.Reject(Napi::Error::New(env, fn_ + ": " + exception_message(e)).Value());
     }
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }

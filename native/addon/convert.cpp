@@ -108,7 +108,8 @@ template <typename T>
 Span<T> ArgReader::typed(const Napi::Value& v, const std::string& name, napi_typedarray_type want,
                          const char* want_name) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want)
-    type_error(name, std::string("an ") + want_name, v);
+    // "an Int32Array", "a Float32Array", "a Uint8Array" (U as in "you").
+    type_error(name, std::string(want_name[0] == 'I' ? "an " : "a ") + want_name, v);
   auto arr = v.As<Napi::TypedArrayOf<T>>();
   Span<T> s{arr.Data(), arr.ElementLength()};
   borrowed_.push_back(v.As<Napi::Object>());

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -108,7 +109,15 @@ Napi::Value copy_policy(const Napi::CallbackInfo& info, bool async) {
   if (dst == src) r.range_error("dst and src must be different policies");
   Options o(r, r.arg(2), "options", {"optimizer"});
   bool with_opt = o.boolean("optimizer", false);
-  return dispatch(r, Job{[dst, src, with_opt] { dst->copy_from(*src, with_opt); }, {}}, async);
+  return dispatch(r, Job{[dst, src, with_opt] {
+                    // copy_from locks dst, then src; two copies in opposite directions running on
+                    // two pool threads would each hold the lock the other waits for. Copies are
+                    // rare and short, so serialising them all removes every such cycle.
+                    static std::mutex copy_mu;
+                    std::lock_guard<std::mutex> lk(copy_mu);
+                    dst->copy_from(*src, with_opt);
+                  }, {}},
+                  async);
 }
 
 // retainPolicy(h) -> h: this environment (e.g. a worker) takes its own reference.

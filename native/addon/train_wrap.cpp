@@ -118,8 +118,9 @@ Napi::Value accumulate(const Napi::CallbackInfo& info, bool async) {
   batch.loss_mask = mask.data;
 
   // PPO needs the rollout log-probs and the advantages; supervised warm-up (cross-entropy) uses
-  // neither, so there they may be left out. Every entry is checked, masked or not: the loss kernel
-  // runs on all rows, and 0 * NaN would still poison the gradient.
+  // neither, so there they may be left out. Every entry is checked, masked or not: prompt
+  // positions should hold 0, so a non-finite value anywhere is a caller bug worth reporting, and
+  // the contract then does not depend on how the kernel treats masked rows.
   if (!loss.supervised || ArgReader::present(b.Get("oldLogp"))) {
     Span<float> old_logp = r.float32_array(b.Get("oldLogp"), "batch.oldLogp");
     check_length(r, old_logp, "batch.oldLogp", T, true);
@@ -169,12 +170,12 @@ Napi::Value step(const Napi::CallbackInfo& info, bool async) {
   Job job;
   job.work = [p, op, stats] { *stats = p->step(op); };
   job.done = [stats](Napi::Env env) -> Napi::Value {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("gradNorm", stats->grad_norm);
-    o.Set("clipScale", stats->clip_scale);
-    o.Set("step", stats->step);
-    o.Set("skipped", stats->skipped);
-    return o;
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("gradNorm", stats->grad_norm);
+    out.Set("clipScale", stats->clip_scale);
+    out.Set("step", stats->step);
+    out.Set("skipped", stats->skipped);
+    return out;
   };
   return dispatch(r, std::move(job), async);
 }

@@ -31,9 +31,11 @@ TROUPE_HD Philox4 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t 
   return Philox4{{c0, c1, c2, c3}};
 }
 
-// Uniform in the open interval (0, 1) from 32 random bits (never 0, never 1), exact in float.
+// Uniform in the open interval (0, 1) from 23 random bits: (k + 0.5) / 2^23 is exact in float
+// and strictly inside (0, 1). (Using 24 bits, (2^24 - 0.5) rounds up to 2^24 and gives u = 1,
+// i.e. infinite Gumbel noise.)
 TROUPE_HD float uint_to_unit_open(uint32_t x) {
-  return (static_cast<float>(x >> 8) + 0.5f) * (1.0f / 16777216.0f);
+  return (static_cast<float>(x >> 9) + 0.5f) * (1.0f / 8388608.0f);
 }
 
 // The uniform used for vocabulary entry j of the draw at (seed, call_id, position).

@@ -357,7 +357,7 @@ void attention_forward(const float* qkv, const int32_t* cu_seqlens, int num_seqs
     for (int r0 = 0; r0 < len; r0 += kChunkRows) {
       const int r1 = std::min(r0 + kChunkRows, len);
       for (int g = 0; g < Hkv; ++g)
-        items.push_back({s, g, r0, r1, static_cast<double>(r1) * r1 - static_cast<double>(r0) * r0});
+        items.push_back({s, g, r0, r1, double(r1) * r1 - double(r0) * r0});
     }
   }
   // Largest first; the stable sort keeps equal items in sequence order (cache locality).

@@ -99,7 +99,8 @@ inline void keys_accum(const float* p, int nk, const float* src, size_t lds, flo
 #pragma GCC unroll 4
   for (int r = 0; r < kR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) x[r][v] = vec::in_register(vec::load(src + r * lds + v * vec::kLanes));
+    for (int v = 0; v < NV; ++v)
+      x[r][v] = vec::in_register(vec::load(src + r * lds + v * vec::kLanes));
   for (int j = 0; j < nk; ++j) {
     float* a = acc + static_cast<size_t>(j) * lda;
     f16v y[NV];

@@ -11,6 +11,8 @@
 // The determinism rule lives here. Every variant computes each element of C the same way:
 //   acc = 0; for k in the K block, in order: acc = fma(a[i][k], b[k][j], acc)   (one rounding)
 //   c   = fma(alpha, acc, beta == 0 ? 0 : beta * c)
+// (K blocks are fixed in gemm.cpp; the scalar fallback without hardware FMA rounds the multiply
+// and the add separately, the same way for every element.)
 // Vector lanes never mix and edge tiles (mr < MR, fewer than NR valid columns) run the same
 // per-element sequence, only with fewer rows or masked stores, so C[i][j] depends on row i of
 // op(A), column j of op(B), alpha, beta and old C[i][j] only: not on M, N, the tile it fell in
@@ -173,6 +175,10 @@ inline void pack_b_cols(const float* b, Index ldb, int nr, int kc, float* dst) {
   __m512 r[16];
   for (int h = 0; h < 2; ++h) {
     const int rows = nr - 16 * h;
+    if (rows <= 0) {  // a right half entirely past the edge: zeros, no transposes
+      for (int k = 0; k < kc; ++k) _mm512_store_ps(dst + k * NR + 16 * h, _mm512_setzero_ps());
+      continue;
+    }
     for (int k0 = 0; k0 < kc; k0 += 16) {
       const int kn = kc - k0 < 16 ? kc - k0 : 16;
       load_block16(b + 16 * h * ldb + k0, ldb, rows, kn, r);

@@ -4,6 +4,8 @@
 //   out[i]      = n[i] * cos[i] - n[i+half] * sin[i]
 //   out[i+half] = n[i+half] * cos[i] + n[i] * sin[i]          (i < half = hd/2)
 // with cos/sin rows [max_pos, half] (HF's tables repeat the half twice; only one copy is kept).
+// Both directions also work in place (qkv_out == qkv_in, dqkv_in == dqkv_out): a head is fully
+// read before it is written.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -87,7 +89,7 @@ void qk_norm_rope_forward(const float* qkv_in, const float* q_norm_w, const floa
       for (int h = 0; h < normed; ++h)
         norm_rope_row(in + h * hd, r[h], h < Hq ? q_norm_w : k_norm_w, rope_cos + trow,
                       rope_sin + trow, half, out + h * hd);
-      std::memcpy(out + normed * hd, in + normed * hd, sizeof(float) * Hkv * hd);
+      if (out != in) std::memcpy(out + normed * hd, in + normed * hd, sizeof(float) * Hkv * hd);
     }
   });
 }
@@ -121,7 +123,8 @@ void qk_norm_rope_backward(const float* dqkv_out, const float* qkv_in, const flo
                                     rstd[t * normed + h], hd, din + h * hd,
                                     (is_q ? part_q : part_k).data() + b * d);
         }
-        std::memcpy(din + normed * hd, dout + normed * hd, sizeof(float) * Hkv * hd);
+        if (din != dout)
+          std::memcpy(din + normed * hd, dout + normed * hd, sizeof(float) * Hkv * hd);
       }
     }
   });

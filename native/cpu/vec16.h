@@ -2,7 +2,9 @@
 // One source compiles to AVX-512 under -march=native and to pairs of AVX2 (or quads of SSE)
 // registers elsewhere, so those kernels need neither intrinsics nor an #ifdef per instruction
 // set. Every helper here is lane-wise or reduces in a fixed order, so a result never depends on
-// which thread computed it.
+// which thread computed it. (Without AVX-512, GCC prints a one-line -Wpsabi note per file about
+// passing 64-byte vectors by value; these vectors never cross a library boundary, so it is moot
+// and -Wno-psabi silences it.)
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -34,7 +36,9 @@ inline void store_partial(float* p, f16v v, int n) {
   std::memcpy(p, &v, sizeof(float) * static_cast<size_t>(n));
 }
 // Spelled out lane by lane: `f16v{} + s` would cost a real add (x + 0 is not x for x = -0).
-inline f16v splat(float s) { return f16v{s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s}; }
+inline f16v splat(float s) {
+  return f16v{s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s};
+}
 inline f16v vmax(f16v a, f16v b) { return a > b ? a : b; }
 inline f16v iota() { return f16v{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}; }
 
@@ -50,8 +54,12 @@ inline f16v in_register(f16v v) {
 // Halves of a vector. __builtin_shufflevector (GCC >= 12, Clang) stays in registers; the
 // memcpy fallback is correct everywhere but goes through the stack.
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
-inline f8v low_half(f16v v) { return __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7); }
-inline f8v high_half(f16v v) { return __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15); }
+inline f8v low_half(f16v v) {
+  return __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+inline f8v high_half(f16v v) {
+  return __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+}
 inline f4v low_half(f8v v) { return __builtin_shufflevector(v, v, 0, 1, 2, 3); }
 inline f4v high_half(f8v v) { return __builtin_shufflevector(v, v, 4, 5, 6, 7); }
 #else

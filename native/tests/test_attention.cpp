@@ -310,8 +310,8 @@ TEST(attention_thread_invariance) {
   with_threads(2, [&] { two = run_all(); });
   with_threads(3, [&] { three = run_all(); });
   for (size_t i = 0; i < one.size(); ++i) {
-    CHECK_MSG(bitwise_equal(one[i], two[i]), "output " << i << " differs between 1 and 2 threads");
-    CHECK_MSG(bitwise_equal(one[i], three[i]), "output " << i << " differs between 1 and 3 threads");
+    CHECK_MSG(bitwise_equal(one[i], two[i]), "output " << i << " differs at 2 threads");
+    CHECK_MSG(bitwise_equal(one[i], three[i]), "output " << i << " differs at 3 threads");
   }
 }
 
@@ -324,15 +324,17 @@ TEST(attention_bad_arguments) {
   CHECK_THROWS(cpu::attention_forward(b, cu_bad_end.data(), 2, 3, 5, 2, 1, 8, 1.0f, b, b));
   CHECK_THROWS(cpu::attention_forward(b, cu_decreasing.data(), 2, 4, 3, 2, 1, 8, 1.0f, b, b));
   CHECK_THROWS(cpu::attention_forward(b, cu_bad_start.data(), 2, 3, 5, 2, 1, 8, 1.0f, b, b));
-  CHECK_THROWS(cpu::attention_forward(b, cu_ok.data(), 2, 2, 5, 2, 1, 8, 1.0f, b, b));  // max_seqlen
+  CHECK_THROWS(cpu::attention_forward(b, cu_ok.data(), 2, 2, 5, 2, 1, 8, 1.0f, b, b));  // max_len
   CHECK_THROWS(cpu::attention_backward(b, b, b, b, cu_bad_end.data(), 2, 3, 5, 2, 1, 8, 1.0f, b));
   const std::vector<int32_t> slots = {0, 1}, bad_slots = {0, -1}, pos = {0, 8}, len_ok = {1, 8},
                              len_zero = {0, 1}, len_long = {1, 9};
   CHECK_THROWS(cpu::kv_cache_write(b, slots.data(), pos.data(), 2, 2, 1, 8, 8, b, b));  // pos 8
   CHECK_THROWS(cpu::kv_cache_write(b, bad_slots.data(), len_ok.data(), 2, 2, 1, 8, 9, b, b));
-  CHECK_THROWS(cpu::decode_attention(b, b, b, slots.data(), len_zero.data(), 2, 2, 1, 8, 8, 1.0f, b));
-  CHECK_THROWS(cpu::decode_attention(b, b, b, slots.data(), len_long.data(), 2, 2, 1, 8, 8, 1.0f, b));
-  CHECK_THROWS(cpu::decode_attention(b, b, b, bad_slots.data(), len_ok.data(), 2, 2, 1, 8, 8, 1.0f, b));
+  const int32_t* sl = slots.data();
+  CHECK_THROWS(cpu::decode_attention(b, b, b, sl, len_zero.data(), 2, 2, 1, 8, 8, 1.0f, b));
+  CHECK_THROWS(cpu::decode_attention(b, b, b, sl, len_long.data(), 2, 2, 1, 8, 8, 1.0f, b));
+  CHECK_THROWS(cpu::decode_attention(b, b, b, bad_slots.data(), len_ok.data(), 2, 2, 1, 8, 8, 1.0f,
+                                     b));
   // Valid calls still work with the same buffers.
   cpu::attention_forward(b, cu_ok.data(), 2, 3, 5, 2, 1, 8, 1.0f, b + 4096, b + 8192);
   cpu::decode_attention(b, b, b, slots.data(), len_ok.data(), 2, 2, 1, 8, 8, 1.0f, b + 4096);

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "../cpu/kernels.h"
+#include "../cpu/vec16.h"
 #include "harness.h"
 #include "layer_test_util.h"
 
@@ -70,7 +71,8 @@ VecD swiglu_ref(const VecD& gu, int T, int I) {
   VecD h(static_cast<size_t>(T) * I);
   for (int t = 0; t < T; ++t)
     for (int i = 0; i < I; ++i) {
-      const double g = gu[static_cast<size_t>(t) * 2 * I + i], u = gu[static_cast<size_t>(t) * 2 * I + I + i];
+      const size_t at = static_cast<size_t>(t) * 2 * I + i;
+      const double g = gu[at], u = gu[at + I];
       h[static_cast<size_t>(t) * I + i] = g / (1.0 + std::exp(-g)) * u;
     }
   return h;
@@ -80,6 +82,37 @@ double project(const VecD& y, const VecD& R) {
   double s = 0;
   for (size_t i = 0; i < y.size(); ++i) s += y[i] * R[i];
   return s;
+}
+
+// ---- the vector exp and horizontal reductions every kernel builds on ----
+
+TEST(layers_vector_exp_and_reductions) {
+  namespace vec = ::troupe::cpu::vec;
+  double worst = 0;
+  float worst_x = 0;
+  for (double x0 = -87.3; x0 < 87.99; x0 += 0.0011) {
+    float xs[vec::kLanes];
+    for (int i = 0; i < vec::kLanes; ++i) xs[i] = static_cast<float>(x0 + i * 0.00007);
+    const vec::f16v y = vec::vexp(vec::load(xs));
+    for (int i = 0; i < vec::kLanes; ++i) {
+      const double ref = std::exp(static_cast<double>(xs[i]));
+      const double rel = std::fabs(y[i] - ref) / ref;
+      if (rel > worst) worst = rel, worst_x = xs[i];
+    }
+  }
+  CHECK_MSG(worst <= 1.2e-7, "vexp relative error " << worst << " at x = " << worst_x);
+  // Masked scores (-inf) and deep underflow give exactly 0; the top of the range stays finite.
+  float special[vec::kLanes] = {-INFINITY, -100.0f, -87.5f, 0.0f, 1e3f};
+  const vec::f16v y = vec::vexp(vec::load(special));
+  CHECK(y[0] == 0.0f && y[1] == 0.0f && y[2] == 0.0f && y[3] == 1.0f);
+  CHECK(std::isfinite(y[4]) && y[4] > 1e38f);
+
+  float a[vec::kLanes];
+  double sum = 0;
+  for (int i = 0; i < vec::kLanes; ++i) a[i] = 0.25f * ((i * 7) % 16) - 1.0f, sum += a[i];
+  a[11] = 9.5f, sum += 9.5 - (0.25 * ((11 * 7) % 16) - 1.0);
+  CHECK(vec::hsum(vec::load(a)) == static_cast<float>(sum));  // exact: quarter-integers
+  CHECK(vec::hmax(vec::load(a)) == 9.5f);
 }
 
 // ---- vector arithmetic and reductions ----
@@ -285,6 +318,27 @@ TEST(layers_qk_norm_rope_backward_fd) {
   }
 }
 
+TEST(layers_qk_norm_rope_in_place) {
+  QkCase c = make_qk_case({7, 4, 2, 64}, 25);
+  Rng rng(26);
+  VecF out, rstd;
+  qk_forward(c, 1e-6f, &out, &rstd);
+  VecF inplace = c.x, rstd2(rstd.size());
+  cpu::qk_norm_rope_forward(inplace.data(), c.qw.data(), c.kw.data(), c.pos.data(), c.cos_t.data(),
+                            c.sin_t.data(), 7, 4, 2, 64, 1e-6f, inplace.data(), rstd2.data());
+  CHECK(bitwise_equal(inplace, out));
+  const VecF dy = rng.vec(out.size());
+  VecF dx(out.size()), dq(64, 0.0f), dk(64, 0.0f), dq2 = dq, dk2 = dk, d2 = dy;
+  cpu::qk_norm_rope_backward(dy.data(), c.x.data(), c.qw.data(), c.kw.data(), c.pos.data(),
+                             c.cos_t.data(), c.sin_t.data(), rstd.data(), 7, 4, 2, 64, dx.data(),
+                             dq.data(), dk.data());
+  cpu::qk_norm_rope_backward(d2.data(), c.x.data(), c.qw.data(), c.kw.data(), c.pos.data(),
+                             c.cos_t.data(), c.sin_t.data(), rstd.data(), 7, 4, 2, 64, d2.data(),
+                             dq2.data(), dk2.data());
+  CHECK(bitwise_equal(d2, dx));
+  CHECK(bitwise_equal(dq2, dq) && bitwise_equal(dk2, dk));
+}
+
 // ---- SwiGLU ----
 
 TEST(layers_swiglu_forward) {
@@ -322,7 +376,8 @@ TEST(layers_thread_invariance) {
   const size_t n = 200001;
   VecF x = rng.vec(static_cast<size_t>(rows) * dim), w = rng.vec(dim), dy = rng.vec(x.size());
   VecF big = rng.vec(n), big2 = rng.vec(n);
-  VecF gu = rng.vec(static_cast<size_t>(rows) * 2 * I, -5, 5), dh = rng.vec(static_cast<size_t>(rows) * I);
+  VecF gu = rng.vec(static_cast<size_t>(rows) * 2 * I, -5, 5);
+  VecF dh = rng.vec(static_cast<size_t>(rows) * I);
   std::vector<int32_t> ids(rows);
   for (auto& id : ids) id = rng.integer(0, 9);
   QkCase qc = make_qk_case({rows, 4, 2, 64}, 41);
@@ -346,7 +401,8 @@ TEST(layers_thread_invariance) {
     r.push_back(emb), r.push_back(dtab);
     VecF y(x.size()), rstd(rows), dx(x.size(), 0.25f), dw(dim, 0.5f);
     cpu::rmsnorm_forward(x.data(), w.data(), rows, dim, 1e-6f, y.data(), rstd.data());
-    cpu::rmsnorm_backward(dy.data(), x.data(), w.data(), rstd.data(), rows, dim, dx.data(), dw.data());
+    cpu::rmsnorm_backward(dy.data(), x.data(), w.data(), rstd.data(), rows, dim, dx.data(),
+                          dw.data());
     r.push_back(y), r.push_back(rstd), r.push_back(dx), r.push_back(dw);
     VecF qo, qr;
     qk_forward(qc, 1e-6f, &qo, &qr);
@@ -366,8 +422,8 @@ TEST(layers_thread_invariance) {
   with_threads(2, [&] { two = run_all(); });
   with_threads(3, [&] { three = run_all(); });
   for (size_t i = 0; i < one.size(); ++i) {
-    CHECK_MSG(bitwise_equal(one[i], two[i]), "output " << i << " differs between 1 and 2 threads");
-    CHECK_MSG(bitwise_equal(one[i], three[i]), "output " << i << " differs between 1 and 3 threads");
+    CHECK_MSG(bitwise_equal(one[i], two[i]), "output " << i << " differs at 2 threads");
+    CHECK_MSG(bitwise_equal(one[i], three[i]), "output " << i << " differs at 3 threads");
   }
 }
 
@@ -379,12 +435,11 @@ TEST(layers_bad_arguments) {
   CHECK_THROWS(cpu::rmsnorm_forward(buf.data(), buf.data(), 2, 0, 1e-6f, buf.data(), buf.data()));
   CHECK_THROWS(cpu::swiglu_forward(buf.data(), -1, 4, buf.data()));
   // odd head dim, then a negative position
-  CHECK_THROWS(cpu::qk_norm_rope_forward(buf.data(), buf.data(), buf.data(), ids.data(), cos_t.data(),
-                                         sin_t.data(), 1, 1, 1, 7, 1e-6f, buf.data() + 2048,
-                                         buf.data() + 3000));
-  CHECK_THROWS(cpu::qk_norm_rope_forward(buf.data(), buf.data(), buf.data(), pos.data(), cos_t.data(),
-                                         sin_t.data(), 2, 1, 1, 8, 1e-6f, buf.data() + 2048,
-                                         buf.data() + 3000));
+  float* b = buf.data();
+  CHECK_THROWS(cpu::qk_norm_rope_forward(b, b, b, ids.data(), cos_t.data(), sin_t.data(), 1, 1, 1,
+                                         7, 1e-6f, b + 2048, b + 3000));
+  CHECK_THROWS(cpu::qk_norm_rope_forward(b, b, b, pos.data(), cos_t.data(), sin_t.data(), 2, 1, 1,
+                                         8, 1e-6f, b + 2048, b + 3000));
 }
 
 }  // namespace

@@ -390,7 +390,6 @@ TEST(loss_ppo_hand_aggregation_weights) {
   const int N = 7;
   const int seq_of[N] = {0, 0, 0, 1, 1, 1, 1};
   const bool prompt[N] = {true, false, false, true, false, false, false};
-  const int len[2] = {2, 3};
   const float Aseq[2] = {1.0f, -2.0f};
   struct Agg {
     const char* name;
@@ -407,7 +406,6 @@ TEST(loss_ppo_hand_aggregation_weights) {
       // constant normaliser C = 10: w = 1/10: loss = (2*(-1) + 3*2) / 10 = 0.4
       {"constant", 0.1, 0.1, 0.4},
   };
-  (void)len;
   for (const Agg& a : aggs) {
     std::vector<float> x, old(N, static_cast<float>(kLogp)), adv(N), w(N), dl(N * 2), st(N * 6);
     std::vector<int32_t> y(N, 1);

@@ -252,6 +252,45 @@ TEST(sampler_top_k_support_with_ties_both_paths) {
   }
 }
 
+TEST(sampler_top_p_cut_inside_a_tie) {
+  // Logits on a few levels, top_p chosen so the cut falls inside a group of equal logits: the
+  // nucleus takes the group's lowest indices first. V = 40 (a short candidate list: sorted) and
+  // V = 4000 (a long one: radix select). Every drawn token must be in the reference nucleus and
+  // report log(p_token / kept mass), which depends on how many tied entries were kept.
+  for (int V : {40, 4000}) {
+    std::vector<float> row(V);
+    for (int j = 0; j < V; ++j) row[j] = static_cast<float>((j * 7) % 4);  // levels 0..3
+    // Mass of the top level (3) is ~1/(1 + e^-1 + e^-2 + e^-3) ~ 0.64 of the total at T = 1;
+    // top_p = 0.7 cuts inside level 2.
+    SampleParams p;
+    p.temperature = 1.0f;
+    p.top_p = 0.7f;
+    p.seed = 23;
+    RefDist ref = ref_dist(row.data(), V, 1.0, 0, p.top_p);
+    int in_level2 = 0, level2 = 0;
+    for (int j = 0; j < V; ++j)
+      if (row[j] == 2.0f) {
+        ++level2;
+        in_level2 += ref.p[j] > 0;
+      }
+    CHECK(in_level2 > 0 && in_level2 < level2);  // the test really cuts inside the tie
+    std::vector<int32_t> tok;
+    std::vector<float> lp;
+    draw_many(row, 3000, p, 99, tok, lp);
+    int outside = 0;
+    double worst = 0;
+    for (int b = 0; b < 3000; ++b) {
+      if (tok[b] < 0 || tok[b] >= V || ref.p[tok[b]] == 0.0) {
+        ++outside;
+        continue;
+      }
+      worst = std::max(worst, std::fabs(lp[b] - std::log(ref.p[tok[b]])));
+    }
+    CHECK_MSG(outside == 0, "V " << V << ": " << outside << " tokens outside the nucleus");
+    CHECK_MSG(worst <= 1e-5, "V " << V << ": logp off by " << worst);
+  }
+}
+
 TEST(sampler_draw_depends_only_on_key) {
   // The same key gives the same token and logp whatever its row index, the batch size, or the
   // thread count. 40 rows of V = 1000 make 3 chunks, so 2 threads really split the batch.

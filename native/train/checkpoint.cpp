@@ -56,6 +56,10 @@ void save_checkpoint(Qwen3Model& m, const std::string& dir, bool with_optimizer)
     std::vector<io::TensorToWrite> os;
     os.push_back(device_tensor(m.be, m.adam_m.f32(), "adamw.exp_avg", {n}, 0, m.layout.total));
     os.push_back(device_tensor(m.be, m.adam_v.f32(), "adamw.exp_avg_sq", {n}, 0, m.layout.total));
+    // The per-role running-average gradients feed the coherence diagnostics and damping, so a
+    // resumed run must restore them to continue exactly.
+    for (auto& [role, buf] : m.role_ema)
+      os.push_back(device_tensor(m.be, buf.f32(), "role_ema." + role, {n}, 0, m.layout.total));
     io::write_safetensors(dir + "/optimizer.safetensors", os,
                           {{"format", "troupe-adamw"}, {"step", std::to_string(m.opt_steps)},
                            {"parameters", std::to_string(n)}});
@@ -100,6 +104,15 @@ std::unique_ptr<Qwen3Model> load_checkpoint(const std::string& dir, Backend* be)
     be->upload(m->adam_m.data(), stage.data(), n * sizeof(float));
     r.read_f32("adamw.exp_avg_sq", stage.data(), n);
     be->upload(m->adam_v.data(), stage.data(), n * sizeof(float));
+    for (const auto& name : r.names()) {
+      if (name.rfind("role_ema.", 0) != 0) continue;
+      if (r.info(name).numel != static_cast<int64_t>(n))
+        throw std::runtime_error(opt_path + ": tensor '" + name + "' has the wrong size");
+      DeviceBuffer e(be, &m->tracker, MemCategory::Grads, n * sizeof(float));
+      r.read_f32(name, stage.data(), n);
+      be->upload(e.data(), stage.data(), n * sizeof(float));
+      m->role_ema.emplace(name.substr(9), std::move(e));
+    }
     try {
       m->opt_steps = std::stoi(it->second);
     } catch (const std::exception&) {

@@ -27,7 +27,11 @@ export interface CodeConfig {
   testFraction: number;
 }
 
-/** Defaults: level 2 (one-line programs and one-threshold conditionals), 4 examples, 8 hidden tests. */
+/**
+ * Defaults: level 2 (one-line programs and one-threshold conditionals), 4 examples, 8 hidden tests.
+ * Calibration (warm-up of 3000 steps x 256 demonstrations, pass@1 on held-out programs at T=0.7):
+ * 28% with 0.7M params, 30% with 5M (36% after 7.6k steps); level 3: 22% with 0.7M params.
+ */
 export const DEFAULT_CODE_CONFIG: Readonly<CodeConfig> = Object.freeze({
   level: 2,
   families: null,
@@ -77,6 +81,10 @@ const SHOWN_TRIALS = 40;
 /** Merges and validates a partial config and enumerates its program space. */
 export function buildCodeUniverse(partial: Partial<CodeConfig> = {}): CodeUniverse {
   const config: CodeConfig = { ...DEFAULT_CODE_CONFIG, ...partial };
+  // Copies, so a caller mutating its arrays later cannot change a task's knobs.
+  if (Array.isArray(config.families)) config.families = [...config.families];
+  if (Array.isArray(config.shownRange)) config.shownRange = [...config.shownRange];
+  if (Array.isArray(config.testRange)) config.testRange = [...config.testRange];
   if (!Number.isInteger(config.level) || config.level < 1 || config.level > 4) {
     throw new RangeError(`code config: level must be 1..4, got ${config.level}`);
   }

@@ -29,12 +29,17 @@ export interface MathConfig {
   testFraction: number;
 }
 
-/** Defaults: two operations on 1-2 digit numbers, one-digit factors, + - *, some parentheses and words. */
+/**
+ * Defaults: 2-3 operations, 1-3 digit terms, 1-2 digit factors and divisors, all four operators.
+ * Calibration (supervised warm-up of 3000 steps x 256 demonstrations, held-out pass@1 at T=0.7):
+ * 41% with 0.7M params; 61% (5M) and 72% (32M) with a 45% word-problem mix. The easier setting
+ * (ops [2,2], digits [1,2], mulDigits [1,1], + - *) reached 92% with 0.7M params: no RL headroom.
+ */
 export const DEFAULT_MATH_CONFIG: Readonly<MathConfig> = Object.freeze({
-  ops: [2, 2],
-  digits: [1, 2],
-  mulDigits: [1, 1],
-  operators: ['+', '-', '*'],
+  ops: [2, 3],
+  digits: [1, 3],
+  mulDigits: [1, 2],
+  operators: ['+', '-', '*', '/'],
   parens: 0.3,
   wordProblems: 0.3,
   distractors: 1,
@@ -62,6 +67,11 @@ class Reject extends Error {}
 /** Merges and validates a partial config; throws a RangeError naming the bad knob. */
 export function resolveMathConfig(partial: Partial<MathConfig> = {}): MathConfig {
   const c: MathConfig = { ...DEFAULT_MATH_CONFIG, ...partial };
+  // Copies, so a caller mutating its arrays later cannot change a task's knobs.
+  if (Array.isArray(c.ops)) c.ops = [...c.ops];
+  if (Array.isArray(c.digits)) c.digits = [...c.digits];
+  if (Array.isArray(c.mulDigits)) c.mulDigits = [...c.mulDigits];
+  if (Array.isArray(c.operators)) c.operators = [...c.operators];
   checkRange(c.ops, 1, 6, 'ops');
   checkRange(c.digits, 1, 6, 'digits');
   checkRange(c.mulDigits, 1, 4, 'mulDigits');
@@ -81,9 +91,13 @@ export function resolveMathConfig(partial: Partial<MathConfig> = {}): MathConfig
 /** Problem `index` of `split` under `seed`: the same inputs always give the same problem. */
 export function generateMathProblem(config: MathConfig, split: 'train' | 'test', seed: number, index: number): Problem {
   const rng = rngFor('math', split, seed, index);
-  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+  let shape = drawShape(config, rng);
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    // The kind of problem is drawn once (redrawn only when it keeps failing), so the knobs give the
+    // output mix directly instead of being skewed by rejection rates.
+    if (attempt % 500 === 0) shape = drawShape(config, rng);
     try {
-      const candidate = generateCandidate(config, rng);
+      const candidate = generateCandidate(config, rng, shape);
       if (splitOfKey(candidate.data.expression, config.testFraction) !== split) continue;
       return { id: `math:${split}:${seed}:${index}`, prompt: candidate.prompt, answer: candidate.answer, data: candidate.data };
     } catch (e) {
@@ -99,17 +113,25 @@ interface Candidate {
   data: MathProblemData;
 }
 
-function generateCandidate(c: MathConfig, rng: Rng): Candidate {
+/** The per-problem choices: operation count, word template (or none), whether parentheses may appear. */
+interface ProblemShape {
+  nOps: number;
+  template: WordTemplate | null;
+  mayParen: boolean;
+}
+
+function drawShape(c: MathConfig, rng: Rng): ProblemShape {
   const nOps = rng.int(c.ops[0], c.ops[1]);
-  if (rng.next() < c.wordProblems) {
-    const fitting = WORD_TEMPLATES.filter((t) => templateFits(t, nOps, c.operators));
-    if (fitting.length > 0) return wordCandidate(c, rng, rng.pick(fitting));
-  }
-  const mayParen = rng.next() < c.parens;
-  const shape = randomShape(rng, nOps, c.operators);
-  const tree = fill(shape, c, rng, new Map());
+  const fitting = WORD_TEMPLATES.filter((t) => templateFits(t, nOps, c.operators));
+  const template = rng.next() < c.wordProblems && fitting.length > 0 ? rng.pick(fitting) : null;
+  return { nOps, template, mayParen: rng.next() < c.parens };
+}
+
+function generateCandidate(c: MathConfig, rng: Rng, shape: ProblemShape): Candidate {
+  if (shape.template) return wordCandidate(c, rng, shape.template);
+  const tree = fill(randomShape(rng, shape.nOps, c.operators), c, rng, new Map());
   const expression = renderExpr(tree);
-  if (!mayParen && expression.includes('(')) throw new Reject();
+  if (!shape.mayParen && expression.includes('(')) throw new Reject();
   const steps = checkedSteps(tree, c.allowNegative);
   return { prompt: `Compute ${expression}.`, answer: String(finalValue(tree, steps)), data: { expression, tree, steps, source: 'arith' } };
 }
