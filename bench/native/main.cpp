@@ -7,12 +7,14 @@
 
 int gemm_bench_main(int argc, char** argv);
 int model_bench_main(int argc, char** argv);
+int layers_bench_main(int argc, char** argv);
 
 int main(int argc, char** argv) {
   const std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "gemm") return gemm_bench_main(argc - 1, argv + 1);
   if (cmd == "model") return model_bench_main(argc - 1, argv + 1);
-  std::fprintf(stderr, "usage: troupe_native_bench gemm|model [options]\n"
+  if (cmd == "layers") return layers_bench_main(argc - 1, argv + 1);
+  std::fprintf(stderr, "usage: troupe_native_bench gemm|model|layers [options]\n"
                        "  model --presets tiny,small,medium --threads N --repeats K\n");
   return 2;
 }

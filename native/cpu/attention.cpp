@@ -44,7 +44,7 @@ static_assert(kBq % kBk == 0 && kBk % kR == 0, "tile sizes must nest");
 constexpr int kChunkRows = 8 * kBq;
 // Rows ahead to prefetch when gathering qkv rows: consecutive rows of one head are a whole
 // token apart (often exactly 4 KiB), on different pages, where hardware prefetchers stop.
-constexpr int kPrefetchRows = 8;
+constexpr int kPrefetchRows = 16;
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }

@@ -3,6 +3,7 @@
 // field added in src/rl/config.ts cannot silently become unsettable from the command line.
 import {
   CREDITS,
+  DIFFICULTIES,
   GROUPINGS,
   KL_ESTIMATORS,
   LOSS_AGGS,
@@ -42,6 +43,7 @@ const BOOL: FieldKind = { type: 'bool' };
 export const FIELDS: { readonly [K in keyof TrainConfig]: FieldSpec } = {
   workflow: { kind: oneOf(WORKFLOWS, 'workflow'), help: 'multi-agent workflow to train', group: 'run' },
   task: { kind: oneOf(TASKS, 'task'), help: 'built-in task', group: 'run' },
+  difficulty: { kind: oneOf(DIFFICULTIES, 'difficulty'), help: 'problem difficulty (easy suits the CPU presets)', group: 'run' },
   taskFile: { kind: { type: 'path-or-null' }, help: 'GSM8K-style JSONL replacing the generated math problems', group: 'run' },
   policy: { kind: { type: 'policy' }, help: 'role -> policy routing: shared, isolated, or role=policy,...', group: 'run' },
   preset: { kind: oneOf(PRESETS, 'preset'), help: 'CPU model size', group: 'run' },

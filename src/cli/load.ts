@@ -43,8 +43,12 @@ async function importExport<T>(specifier: string, name: string, what: string): P
     // A variable specifier keeps the compiler from requiring the module to exist at build time.
     mod = (await import(specifier)) as Record<string, unknown>;
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes(specifier.replace(/^\.\.\//, '').replace(/\.js$/, ''))) {
+    // Only the module itself being absent means "not available"; a module it imports being
+    // absent is a broken build and keeps its own error.
+    const err = e as NodeJS.ErrnoException & { url?: string };
+    const missing = err.url ?? /Cannot find module '([^']+)'/.exec(String(err.message))?.[1] ?? '';
+    const base = specifier.slice(specifier.lastIndexOf('/') + 1).replace(/\.js$/, '');
+    if (err.code === 'ERR_MODULE_NOT_FOUND' && new RegExp(`[/\\\\]${base}\\.(js|ts)$`).test(missing)) {
       throw new NotAvailableError(`${what} is not available in this build (${specifier} is missing)`);
     }
     throw e;

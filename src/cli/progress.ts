@@ -101,7 +101,11 @@ export class ProgressPrinter implements TrainHooks {
     this.lastAt = this.now();
     if (this.tty) {
       const due = newPhase || p.step >= p.steps || this.lastAt - this.lastDrawAt >= this.redrawMs;
-      if (due) this.draw();
+      if (due) {
+        this.draw();
+        // Only event draws throttle; a clock-tick redraw just before must not hide a new step.
+        this.lastDrawAt = this.lastAt;
+      }
       this.startTicker();
     } else if (p.phase === 'train' || newPhase || this.lastAt - this.lastPlainAt >= this.plainMs) {
       // Every RL step; base warm-up and evaluation events can come many per second, so those
@@ -141,9 +145,10 @@ export class ProgressPrinter implements TrainHooks {
     const since = Math.max(0, (this.now() - this.lastAt) / 1000);
     const eta = this.eta(this.last);
     const p = { ...this.last, seconds: this.last.seconds + since };
-    this.stream.write(CLEAR_LINE + formatBarLine(p, eta === null ? null : Math.max(0, eta - since), this.stream.columns ?? 120));
+    // Some pseudo-terminals report 0 columns; treat that as unknown rather than cut everything.
+    const columns = this.stream.columns && this.stream.columns > 20 ? this.stream.columns : 120;
+    this.stream.write(CLEAR_LINE + formatBarLine(p, eta === null ? null : Math.max(0, eta - since), columns));
     this.drawn = true;
-    this.lastDrawAt = this.now();
   }
 
   private startTicker(): void {

@@ -54,7 +54,9 @@ export function splitList(flag: string, raw: string): string[] {
     });
   }
   if (flag !== 'policies') return raw.split(',').map((s) => s.trim()).filter(Boolean);
-  if (raw.includes(';')) return raw.split(';').map((s) => s.trim()).filter(Boolean);
+  if (raw.includes(';')) {
+    return raw.split(';').map((s) => s.trim()).filter(Boolean).flatMap((chunk) => (chunk.includes('=') ? [chunk] : chunk.split(',').map((s) => s.trim()).filter(Boolean)));
+  }
   const out: string[] = [];
   for (const part of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
     const prev = out[out.length - 1];
@@ -114,6 +116,8 @@ export function planSweep(
 
   const runs: { combo: Combo; config: TrainConfig; dir: string }[] = [];
   const warnings = new Set<string>();
+  // The same problem usually hits many combos (every seed); report it once with the combos it hits.
+  const byProblem = new Map<string, string[]>();
   const seen = new Set<string>();
   for (const combo of expandGrid(axes)) {
     const dir = join(out, combo.name);
@@ -127,10 +131,14 @@ export function planSweep(
       for (const w of r.warnings) warnings.add(w);
     } catch (e) {
       if (!(e instanceof UsageError)) throw e;
-      for (const p of e.problems) problems.push(`${combo.name}: ${p}`);
+      for (const p of e.problems) byProblem.set(p, [...(byProblem.get(p) ?? []), combo.name]);
     }
   }
-  if (problems.length > 0) throw new UsageError([...new Set(problems)]);
+  for (const [p, names] of byProblem) {
+    const shown = names.length > 3 ? `${names.slice(0, 3).join(', ')} and ${names.length - 3} more` : names.join(', ');
+    problems.push(`${shown}: ${p}`);
+  }
+  if (problems.length > 0) throw new UsageError(problems);
   const grid = {
     workflows: axes.workflow, policies: axes.policy, tasks: axes.task, presets: axes.preset, seeds: axes.seed.map(Number),
   };

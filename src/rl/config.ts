@@ -14,6 +14,8 @@ export const LOSS_AGGS = ['token-mean', 'seq-mean-token-mean', 'seq-mean-token-s
 export const KL_ESTIMATORS = ['none', 'k1', 'k2', 'k3'] as const;
 /** Advantage grouping: (prompt, role) pooled as in the paper, or per turn (AT-GRPO). */
 export const GROUPINGS = ['role', 'role-turn'] as const;
+/** Task difficulty presets (see src/rl/setup.ts for what each sets). */
+export const DIFFICULTIES = ['easy', 'medium', 'hard'] as const;
 /** Credit assignment: final outcome to every call, or per-role rewards. */
 export const CREDITS = ['outcome', 'role'] as const;
 
@@ -25,6 +27,8 @@ export interface TrainConfig {
   task: (typeof TASKS)[number];
   /** GSM8K/DAPO-style JSONL file; replaces the generated math problems when set. */
   taskFile: string | null;
+  /** Problem difficulty: easy suits the CPU presets' minutes-long warm-up; medium is the task default. */
+  difficulty: (typeof DIFFICULTIES)[number];
   workflow: (typeof WORKFLOWS)[number];
   policy: PolicyRouting;
   preset: (typeof PRESETS)[number];
@@ -93,6 +97,7 @@ export interface TrainConfig {
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   task: 'math',
   taskFile: null,
+  difficulty: 'easy',
   workflow: 'voting',
   policy: 'shared',
   preset: 'tiny',

@@ -86,3 +86,5 @@ export function formatTranscripts(task: Task, episodes: readonly EpisodeResult[]
   }
   return out.join('\n');
 }
+
+export { evaluateCheckpoint } from './evaluate-checkpoint.js';

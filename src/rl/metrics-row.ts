@@ -23,6 +23,8 @@ export interface MetricsInputs {
   rows: number;
   droppedRows: number;
   roles: readonly RoleStepStats[];
+  /** Every role of the workflow, so each step has the same columns (null where a role idled). */
+  allRoles: readonly string[];
   policySteps: readonly PolicyStepStats[];
   policies: ReadonlyMap<string, Policy>;
 }
@@ -51,6 +53,8 @@ export function metricsRow(m: MetricsInputs): MetricsRow {
     rollout_tokens_per_s: m.newTokens / Math.max(1e-9, m.rolloutSeconds),
     training_tokens_per_s: m.trainedTokens / Math.max(1e-9, m.trainingSeconds),
   };
+  const cols = ['rows', 'trained_rows', 'response_len', 'entropy', 'clip_frac', 'kl_rollout', 'kl_ref', 'grad_norm', 'grad_mass', 'cos_ema', 'damping', 'loss'];
+  for (const role of m.allRoles) for (const col of cols) row[`${role}.${col}`] = null;
   for (const r of m.roles) {
     const p = `${r.role}.`;
     row[`${p}rows`] = r.rows;

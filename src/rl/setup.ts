@@ -1,5 +1,7 @@
 // Turns a TrainConfig into the objects of a run: task, tokenizer, workflow, routing table.
+import type { CodeConfig } from '../tasks/code/generator.js';
 import { CodeTask } from '../tasks/code/task.js';
+import type { MathConfig } from '../tasks/math/generator.js';
 import { loadMathJsonl } from '../tasks/math/jsonl.js';
 import { MathTask } from '../tasks/math/task.js';
 import type { Task } from '../tasks/task.js';
@@ -10,11 +12,27 @@ import { createWorkflow } from '../workflows/registry.js';
 import type { TrainConfig } from './config.js';
 import { makeRouting, type RoutingTable } from './routing.js';
 
+/**
+ * Difficulty presets. The generators' own defaults ("medium") need tens of millions of warm-up
+ * tokens before a 1M-parameter model gets 20-70% right; "easy" is calibrated so the CPU presets'
+ * few-minute warm-up lands in that band (README, "Base models").
+ */
+const MATH_DIFFICULTY: Record<TrainConfig['difficulty'], Partial<MathConfig>> = {
+  easy: { ops: [1, 1], digits: [1, 2], mulDigits: [1, 1], operators: ['+', '-', '*'], parens: 0, wordProblems: 0.2, distractors: 0 },
+  medium: {},
+  hard: { ops: [3, 4], digits: [2, 3], mulDigits: [1, 2], parens: 0.4, wordProblems: 0.3, distractors: 1 },
+};
+const CODE_DIFFICULTY: Record<TrainConfig['difficulty'], Partial<CodeConfig>> = {
+  easy: { level: 1 },
+  medium: { level: 2 },
+  hard: { level: 3 },
+};
+
 /** The task a config names. */
-export function makeTask(c: Pick<TrainConfig, 'task' | 'taskFile'>): Task {
+export function makeTask(c: Pick<TrainConfig, 'task' | 'taskFile' | 'difficulty'>): Task {
   if (c.taskFile) return loadMathJsonl(c.taskFile);
-  if (c.task === 'math') return new MathTask();
-  if (c.task === 'code') return new CodeTask();
+  if (c.task === 'math') return new MathTask(MATH_DIFFICULTY[c.difficulty]);
+  if (c.task === 'code') return new CodeTask(CODE_DIFFICULTY[c.difficulty]);
   throw new Error(`task: '${String(c.task)}' is not a task (expected math or code, or set taskFile)`);
 }
 

@@ -33,7 +33,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const t0 = performance.now();
   const c = config;
   const log = (line: string) => hooks.onLog?.(line);
-  const progress = (p: Omit<StepProgress, 'steps'>) => hooks.onProgress?.({ ...p, steps: c.steps });
+  const progress = (p: Omit<StepProgress, 'steps'> & { steps?: number }) => hooks.onProgress?.({ ...p, steps: p.steps ?? c.steps });
   const outDir = path.resolve(c.outDir);
   mkdirSync(outDir, { recursive: true });
   const parts = makeRunParts(c);
@@ -55,7 +55,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       const base = await ensureBaseModel({
         task, tokenizer, preset: c.preset, seed: c.seed, steps: c.baseSteps, lr: c.baseLr, cacheDir: c.cacheDir,
         onProgress: (step, steps, loss) =>
-          progress({ step: 0, phase: 'base', accuracy: null, reward: 0, tokensPerSecond: 0, seconds: (performance.now() - t0) / 1000, message: `base model ${step}/${steps} loss ${loss.toFixed(3)}` }),
+          progress({ step, steps, phase: 'base', accuracy: null, reward: 0, tokensPerSecond: 0, seconds: (performance.now() - t0) / 1000, message: `base model ${step}/${steps} loss ${loss.toFixed(3)}` }),
         onLog: log,
       });
       baseDir = base.dir;
@@ -126,7 +126,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         step: done, lr, trainAccuracy: trainAcc, rewardMean, evalRec,
         rolloutSeconds: (tRoll - tStep) / 1000, gradingSeconds: (tGrade - tRoll) / 1000, trainingSeconds: (tTrain - tGrade) / 1000,
         newTokens, trainedTokens: upd.tokens, rows: exec.rows.length, droppedRows: adv.dropped.length,
-        roles: upd.roles, policySteps: upd.policies, policies,
+        roles: upd.roles, allRoles: workflow.roles, policySteps: upd.policies, policies,
       });
       await metrics.append(row);
       if ((c.checkpointEvery > 0 && done % c.checkpointEvery === 0) || done === c.steps) saveRunCheckpoint(outDir, policies, state, c);
