@@ -62,7 +62,7 @@ class CudaBackend final : public Backend {
     void* p = nullptr;
     cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
     if (e == cudaErrorMemoryAllocation) {
-      cudaGetLastError();  // clear the sticky-free error so later calls are not blamed
+      cudaGetLastError();  // clear the error so the next call does not report it again
       throw std::bad_alloc();
     }
     TROUPE_CUDA_CHECK(e);

@@ -48,6 +48,8 @@ struct Ctx {
 
   void* scratch(size_t bytes) {
     if (bytes > scratch_bytes) {
+      // Earlier ops on the stream may still read the old buffer: let them finish first.
+      TROUPE_CUDA_CHECK(cudaStreamSynchronize(stream));
       if (scratch_ptr) TROUPE_CUDA_CHECK(cudaFree(scratch_ptr));
       scratch_ptr = nullptr;
       scratch_bytes = 0;

@@ -37,10 +37,10 @@ __global__ void qk_norm_rope_fwd_kernel(const float* __restrict__ qkv_in,
     for (int d = lane; d < hd; d += 32) o[d] = x[d];
     return;
   }
-  float ss = 0.f;
-  for (int d = lane; d < hd; d += 32) ss = fmaf(x[d], x[d], ss);
+  double ss = 0.0;  // in double, as the CPU kernel
+  for (int d = lane; d < hd; d += 32) ss += (double)x[d] * x[d];
   ss = warp_sum(ss);
-  const float rs = rsqrtf(ss / hd + eps);
+  const float rs = (float)(1.0 / sqrt(ss / hd + (double)eps));
   const float* w = h < Hq ? qw : kw;
   const int half = hd / 2;
   const size_t pos = positions[t];

@@ -14,13 +14,14 @@ int threads_for(int dim) { return dim <= 256 ? 64 : dim <= 1024 ? 128 : 256; }
 __global__ void rmsnorm_fwd_kernel(const float* __restrict__ x, const float* __restrict__ w,
                                    int rows, int dim, float eps, float* __restrict__ y,
                                    float* __restrict__ rstd) {
-  __shared__ float red[32];
+  __shared__ double red[32];
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
     const float* xr = x + (size_t)r * dim;
-    float ss = 0.f;
-    for (int c = threadIdx.x; c < dim; c += blockDim.x) ss = fmaf(xr[c], xr[c], ss);
+    // Mean of squares in double, as the CPU kernel: rstd is then exact to float rounding.
+    double ss = 0.0;
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) ss += (double)xr[c] * xr[c];
     ss = block_sum(ss, red);
-    const float rs = rsqrtf(ss / dim + eps);
+    const float rs = (float)(1.0 / sqrt(ss / dim + (double)eps));
     float* yr = y + (size_t)r * dim;
     for (int c = threadIdx.x; c < dim; c += blockDim.x) yr[c] = xr[c] * rs * w[c];
     if (threadIdx.x == 0 && rstd) rstd[r] = rs;

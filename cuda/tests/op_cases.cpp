@@ -134,8 +134,8 @@ void add_decode(std::vector<Case>& cs, const char* tag, int B, int Hq, int Hkv, 
   c.body = [=](Run& r) {
     const int H = Hq + 2 * Hkv;
     const size_t cache_n = (size_t)slots_n * max_len * Hkv * hd;
-    float* kc = r.inout("k_cache", r.rng.gauss(cache_n, 1.0f), exact());
-    float* vc = r.inout("v_cache", r.rng.gauss(cache_n, 1.0f), exact());
+    float* kc = r.inout("k_cache", r.rng.vec(cache_n, -2.0f, 2.0f), exact());
+    float* vc = r.inout("v_cache", r.rng.vec(cache_n, -2.0f, 2.0f), exact());
     float* qkv = r.in(r.rng.gauss((size_t)B * H * hd, 1.0f));
     VecI slots(B), lengths(B), pos(B);
     std::vector<int> perm(slots_n);
@@ -415,7 +415,7 @@ std::vector<Case> op_cases() {
       {"hd64_mha", {{100, 257}, 8, 8, 64}},
       {"hd80_gqa3", {{33, 70}, 6, 2, 80}},
       {"hd128_gqa2", {{1000, 24, 600}, 16, 8, 128}},
-      {"hd128_gqa2_2x2048", {{2048, 2048}, 16, 8, 128}},
+      {"hd128_gqa2_1024x2+512", {{1024, 1024, 512}, 16, 8, 128}},
   };
   for (const auto& [tag, s] : attn) {
     add_attention(cs, tag, s, false);
@@ -426,7 +426,7 @@ std::vector<Case> op_cases() {
   add_decode(cs, "small_g4", 3, 4, 1, 32, 40, false);
   add_decode(cs, "g2_hd128_ragged", 8, 16, 8, 128, 1024, false);
   add_decode(cs, "g16_hd64", 4, 32, 2, 64, 300, false);
-  add_decode(cs, "g2_hd128_b32x2048", 32, 16, 8, 128, 2048, true);
+  add_decode(cs, "g2_hd128_b16x2048", 16, 16, 8, 128, 2048, true);
 
   // ---- loss heads.
   const LossCfg big{64, 151936, 2.0f}, small{33, 1000, 1.5f};

@@ -43,8 +43,10 @@ export interface BaseModel {
 /** Returns the cached base model directory, building it first when missing. */
 export async function ensureBaseModel(o: BaseOptions): Promise<BaseModel> {
   const batch = o.batch ?? 32;
+  // Enough distinct problems that each example is seen about once: with a few hundred problems a
+  // tiny model memorises them (training loss ~0.03) instead of learning the arithmetic.
   const { examples, skipped } = await buildSftExamples(o.task, o.tokenizer, {
-    problems: 400,
+    problems: Math.max(200, Math.ceil((o.steps * batch) / 9)),
     seed: o.seed,
     maxTokens: 512,
   });
