@@ -320,7 +320,8 @@ std::vector<Case> op_cases() {
   }
 
   // ---- RMSNorm.
-  for (auto shape : {std::pair{4096, 1024}, std::pair{7, 100}, std::pair{300, 2560}}) {
+  // 3x13000: rows longer than 48 KB keep their dw partial in global memory.
+  for (auto shape : {std::pair{4096, 1024}, std::pair{7, 100}, std::pair{300, 2560}, std::pair{3, 13000}}) {
     const int rows = shape.first, dim = shape.second;
     const std::string tag = std::to_string(rows) + "x" + std::to_string(dim);
     cs.push_back({"rmsnorm_fwd/" + tag, tol(1e-6, 1e-5), -1, 2 * kF * rows * dim, 0, [=](Run& r) {
@@ -414,6 +415,8 @@ std::vector<Case> op_cases() {
       {"hd32_gqa2_ragged", {{1, 5, 64, 65, 130}, 4, 2, 32}},
       {"hd64_mha", {{100, 257}, 8, 8, 64}},
       {"hd80_gqa3", {{33, 70}, 6, 2, 80}},
+      {"hd64_gqa4_small", {{17, 90}, 8, 2, 64}},
+      {"hd128_gqa2_small", {{70, 1, 33}, 4, 2, 128}},
       {"hd128_gqa2", {{1000, 24, 600}, 16, 8, 128}},
       {"hd128_gqa2_1024x2+512", {{1024, 1024, 512}, 16, 8, 128}},
   };
@@ -426,11 +429,13 @@ std::vector<Case> op_cases() {
   add_decode(cs, "small_g4", 3, 4, 1, 32, 40, false);
   add_decode(cs, "g2_hd128_ragged", 8, 16, 8, 128, 1024, false);
   add_decode(cs, "g16_hd64", 4, 32, 2, 64, 300, false);
+  add_decode(cs, "g2_hd128_small", 3, 4, 2, 128, 200, false);
   add_decode(cs, "g2_hd128_b16x2048", 16, 16, 8, 128, 2048, true);
 
   // ---- loss heads.
-  const LossCfg big{64, 151936, 2.0f}, small{33, 1000, 1.5f};
-  for (auto shape : {std::pair{big, "64x151936"}, std::pair{small, "33x1000"}}) {
+  const LossCfg big{64, 151936, 2.0f}, small{33, 1000, 1.5f}, odd{7, 1001, 1.5f};
+  // 7x1001: rows not a multiple of 4 floats take the scalar path.
+  for (auto shape : {std::pair{big, "64x151936"}, std::pair{small, "33x1000"}, std::pair{odd, "7x1001"}}) {
     const LossCfg L = shape.first;
     const std::string t = shape.second;
     cs.push_back({"token_logprobs/" + t, tol(1e-5, 1e-5), -1, kF * L.N * L.V, 0, [L](Run& r) {
@@ -488,6 +493,7 @@ std::vector<Case> op_cases() {
     add_ppo(cs, "k3_entropy/33x1000", small, k3, false);
     add_ppo(cs, "k3_entropy/64x151936", big, k3, false);
     add_ppo(cs, "k3_entropy/33x1000/alias", small, k3, true);
+    add_ppo(cs, "k3_entropy/7x1001", odd, k3, false);
     PpoLossParams tight = def;
     tight.log_ratio_clamp = 0.3f;  // clamps often: gradient must vanish there
     tight.dual_clip_c = 1.5f;
@@ -506,6 +512,8 @@ std::vector<Case> op_cases() {
   add_sample(cs, "t1_k200_p0.8/16x151936", 16, Vq, 3.0f, 0, sp(1.0f, 200, 0.8f, false, 16));
   add_sample(cs, "t1_p0.999/8x151936", 8, Vq, 1.0f, 0, sp(1.0f, 0, 0.999f, false, 17));
   add_sample(cs, "t1/64x1000", 64, 1000, 1.0f, 0, sp(1.0f, 0, 1.0f, false, 18));
+  add_sample(cs, "t0.8/2x20000", 2, 20000, 2.0f, 0, sp(0.8f, 0, 1.0f, false, 27));  // split rows
+  add_sample(cs, "greedy/2x20000", 2, 20000, 2.0f, 0, sp(1.0f, 0, 1.0f, true, 28));
   add_sample(cs, "ties_k10/64x1000", 64, 1000, 1.0f, 0.5f, sp(1.0f, 10, 1.0f, false, 21));
   add_sample(cs, "ties_p0.7/64x1000", 64, 1000, 1.0f, 0.5f, sp(0.8f, 0, 0.7f, false, 22));
   add_sample(cs, "ties_k7_p0.6/64x1000", 64, 1000, 1.0f, 1.0f, sp(1.0f, 7, 0.6f, false, 23));

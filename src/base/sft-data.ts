@@ -1,6 +1,7 @@
 // Supervised warm-up data: demonstrations of every role of every built-in workflow, rendered
 // through the same chat code as rollouts. Only training-split problems are used.
 import { renderChatTokens, renderCompletionTokens } from '../chat/render.js';
+import { poolProblems } from '../tasks/pools.js';
 import { rngFor } from '../tasks/rng.js';
 import type { Task } from '../tasks/task.js';
 import type { Tokenizer } from '../tokenizer/types.js';
@@ -29,7 +30,7 @@ export async function buildSftExamples(
   tokenizer: Tokenizer,
   opts: SftDataOptions,
 ): Promise<{ examples: SftExample[]; skipped: number }> {
-  const problems = task.problems('train', opts.problems, opts.seed + 7919);
+  const problems = poolProblems(task, 'warmup', opts.problems, opts.seed + 7919);
   const examples: SftExample[] = [];
   let skipped = 0;
   for (const name of WORKFLOW_NAMES) {

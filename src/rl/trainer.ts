@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ensureBaseModel } from '../base/build.js';
+import { poolProblems } from '../tasks/pools.js';
 import { Policy } from '../native/policy.js';
 import { assignRewards } from './credit.js';
 import { groupAdvantages } from './advantages.js';
@@ -103,7 +104,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     if (state.step === 0 && state.evals.length === 0) await runEval(0);
     for (let step = state.step; step < c.steps; step++) {
       const tStep = performance.now();
-      const problems = task.problems('train', c.promptsPerStep, trainProblemSeed(c.seed, step));
+      const problems = poolProblems(task, 'rl', c.promptsPerStep, trainProblemSeed(c.seed, step));
       const exec = await executeEpisodes({
         workflow, task, problems, rollouts: c.groupSize, sampler: samplers.sampled, router: routing, seed: c.seed, step, maxTokens: c.maxNewTokens,
       });
