@@ -102,15 +102,4 @@ __device__ __forceinline__ float block_max(float v, float* red) {
   return warp_max(t);
 }
 
-// Online softmax state: running max m and s = sum exp(z - m). Merging is exact up to rounding and
-// treats an empty state (m = -inf, s = 0) as the identity.
-struct MaxSum {
-  float m, s;
-};
-__device__ __forceinline__ MaxSum maxsum_merge(MaxSum a, MaxSum b) {
-  float m = fmaxf(a.m, b.m);
-  if (m == -INFINITY) return {m, 0.f};
-  return {m, a.s * expf(a.m - m) + b.s * expf(b.m - m)};
-}
-
 }  // namespace troupe::cuda

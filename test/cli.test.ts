@@ -111,17 +111,17 @@ describe('flags -> TrainConfig', () => {
   });
 
   it('parses a policy mapping, role#copy keys included', () => {
-    expect(resolve(['--policy', 'generator=a,aggregator=b']).policy).toEqual({ generator: 'a', aggregator: 'b' });
-    expect(resolve(['--policy', 'generator#0=g0,generator#1=g1,generator=g,aggregator=agg']).policy).toEqual({
+    expect(resolve(['--workflow', 'voting', '--policy', 'generator=a,aggregator=b']).policy).toEqual({ generator: 'a', aggregator: 'b' });
+    expect(resolve(['--workflow', 'voting', '--policy', 'generator#0=g0,generator#1=g1,generator=g,aggregator=agg']).policy).toEqual({
       'generator#0': 'g0', 'generator#1': 'g1', generator: 'g', aggregator: 'agg',
     });
-    const bad = problemsOf(['--policy', 'generator=a']);
+    const bad = problemsOf(['--workflow', 'voting', '--policy', 'generator=a']);
     expect(bad).toHaveLength(1);
     expect(bad[0]).toMatch(/^--policy: .*unmapped roles: aggregator/);
-    expect(problemsOf(['--policy', 'generator=a,aggregater=b'])).toEqual([
+    expect(problemsOf(['--workflow', 'voting', '--policy', 'generator=a,aggregater=b'])).toEqual([
       "--policy: 'aggregater' is not a role of workflow voting; expected one of generator, aggregator (did you mean aggregator?)",
     ]);
-    expect(problemsOf(['--policy', 'generator=,aggregator=b'])[0]).toMatch(/--policy: role 'generator' needs a non-empty policy name/);
+    expect(problemsOf(['--workflow', 'voting', '--policy', 'generator=,aggregator=b'])[0]).toMatch(/--policy: role 'generator' needs a non-empty policy name/);
   });
 
   it('per-role numbers: one value, or a role map completed with 0 for missing roles', () => {
@@ -129,10 +129,10 @@ describe('flags -> TrainConfig', () => {
     expect(resolve(['--workflow', 'orch-workers', '--kl-estimator', 'k3', '--kl-coef', 'worker=0.1']).klCoef).toEqual({
       orchestrator: 0, worker: 0.1, synthesizer: 0,
     });
-    expect(problemsOf(['--kl-estimator', 'k3', '--kl-coef', 'evaluator=0.1'])).toEqual([
+    expect(problemsOf(['--workflow', 'voting', '--kl-estimator', 'k3', '--kl-coef', 'evaluator=0.1'])).toEqual([
       "--kl-coef: 'evaluator' is not a role of workflow voting; expected one of generator, aggregator",
     ]);
-    expect(problemsOf(['--coherence-damping', 'generator=1.5'])[0]).toBe(
+    expect(problemsOf(['--workflow', 'voting', '--coherence-damping', 'generator=1.5'])[0]).toBe(
       "--coherence-damping (role generator): expected a number >= 0 and <= 1, got '1.5'",
     );
   });
@@ -464,7 +464,7 @@ describe('commands', () => {
   it('train: a trainer failure exits 1 with its message', async () => {
     const t = fakeTrain(undefined, () => true);
     const io = fakeIO({ train: t.fn });
-    expect(await main(['--steps', '1', '--out', join(tmp, 'fail-run')], io)).toBe(1);
+    expect(await main(['--workflow', 'voting', '--steps', '1', '--out', join(tmp, 'fail-run')], io)).toBe(1);
     expect(io.stderr.out).toMatch(/troupe train: failed: boom in voting/);
   });
 
@@ -472,7 +472,7 @@ describe('commands', () => {
     const dir = join(tmp, 'report-run');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'metrics.arrow'), metricsIPC());
-    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...DEFAULT_TRAIN_CONFIG, outDir: dir }));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...DEFAULT_TRAIN_CONFIG, workflow: 'voting', outDir: dir }));
     writeFileSync(join(dir, 'summary.json'), JSON.stringify({
       outDir: dir, base: { accuracy: 0.2, n: 10 }, peak: { accuracy: 0.6, step: 4 }, final: { accuracy: 0.5, n: 10 },
       delta: { mean: 0.3, ci95: [0.1, 0.5] }, seconds: 65,

@@ -21,7 +21,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for f in sorted(list(src.glob("*.cu")) + list(src.glob("*.cuh")) + list(src.glob("*.h"))):
         target = out / (f.name[:-3] + ".cpp" if f.suffix == ".cu" else f.name)
-        target.write_text(translate(f.read_text()))
+        text = translate(f.read_text())
+        if not target.exists() or target.read_text() != text:  # keep mtimes for incremental builds
+            target.write_text(text)
 
 
 if __name__ == "__main__":

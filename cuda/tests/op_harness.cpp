@@ -176,7 +176,7 @@ std::string json_escape(const std::string& s) {
 int main(int argc, char** argv) {
   using namespace troupe;
   using namespace troupe::optest;
-  bool perf = false, verbose = false, cpu_only = false;
+  bool perf = false, verbose = false, cpu_only = false, determinism = true;
   int reps = 20;
   std::vector<std::string> filters;
   for (int i = 1; i < argc; ++i) {
@@ -184,13 +184,17 @@ int main(int argc, char** argv) {
     if (a == "--perf") perf = true;
     else if (a == "-v" || a == "--verbose") verbose = true;
     else if (a == "--cpu-only") cpu_only = true;
+    else if (a == "--no-determinism") determinism = false;
     else if (a == "--reps" && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--list") {
       for (const Case& c : op_cases()) std::printf("%s\n", c.name.c_str());
       return 0;
     } else if (a == "--help" || a == "-h") {
       std::printf(
-          "usage: %s [--perf] [--reps N] [-v] [--list] [--cpu-only] [name-substring...]\n"
+          "usage: %s [--perf] [--reps N] [-v] [--list] [--cpu-only] [--no-determinism]\n"
+          "          [name-substring...]\n"
+          "  every case also runs twice on the GPU and must give the same bits both times,\n"
+          "  unless --no-determinism\n"
           "  --cpu-only: run every case twice on the CPU backend (no GPU needed): checks the\n"
           "              harness plumbing and that the CPU kernels are deterministic\n",
           argv[0]);
@@ -244,6 +248,20 @@ int main(int argc, char** argv) {
         Verdict v = compare(go[i], co[i]);
         ok = ok && v.ok;
         lines.push_back(v.detail);
+      }
+      // Same inputs, same bits: the kernels reduce in a fixed order (no float atomics).
+      if (ok && determinism) {
+        Run r2(gpu, seed, c.tol, 0);
+        c.body(r2);
+        r2.finish();
+        for (size_t i = 0; i < go.size(); ++i) {
+          const auto& a = go[i].values;
+          const auto& b = r2.outputs()[i].values;
+          if (a.size() != b.size() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double))) {
+            ok = false;
+            lines.push_back(go[i].name + ": a second run on the same inputs gave different bits");
+          }
+        }
       }
       if (perf) {
         Run rp(gpu, seed, c.tol, reps);

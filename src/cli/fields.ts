@@ -80,6 +80,7 @@ export const FIELDS: { readonly [K in keyof TrainConfig]: FieldSpec } = {
   topK: { kind: int(0), help: 'keep the k most likely tokens (0 = off)', group: 'sampling' },
   maxNewTokens: { kind: int(1), help: 'completion budget per role call (tokens)', group: 'sampling' },
   evalEvery: { kind: int(0), help: 'held-out evaluation every N steps (0 = before and after only)', group: 'eval' },
+  rlProblemPool: { kind: int(0), help: 'cycle a fixed pool of N RL problems (0 = fresh problems every step)', group: 'rl' },
   evalProblems: { kind: int(1), help: 'held-out problems per evaluation', group: 'eval' },
   evalGreedy: { kind: BOOL, help: 'also evaluate with greedy decoding', group: 'eval' },
   transcripts: { kind: int(0), help: 'full transcripts saved per evaluation', group: 'eval' },

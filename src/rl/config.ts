@@ -67,6 +67,11 @@ export interface TrainConfig {
   temperature: number;
   topP: number;
   topK: number;
+  /**
+   * 0: fresh RL problems every step. N > 0: cycle through a fixed pool of N problems (a sanity
+   * check that RL can fit what it trains on; the end-to-end test uses it).
+   */
+  rlProblemPool: number;
   /** Completion budget per role call (tokens). */
   maxNewTokens: number;
   /** Held-out evaluation every N steps (0 = only before and after training). */
@@ -93,21 +98,25 @@ export interface TrainConfig {
   model: string | null;
 }
 
-/** The defaults of `troupe train` (tiny preset, math, voting, shared policy). */
+/**
+ * The defaults of `troupe train`: tiny preset, easy math, the single-agent workflow, shared
+ * policy, 200 GRPO steps. That is the configuration in which the CPU base model gains reliably
+ * within the 10-minute budget; multi-agent workflows are one flag away (--workflow voting).
+ */
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   task: 'math',
   taskFile: null,
   difficulty: 'easy',
-  workflow: 'voting',
+  workflow: 'single',
   policy: 'shared',
   preset: 'tiny',
   seed: 1,
-  steps: 30,
+  steps: 200,
   promptsPerStep: 16,
   groupSize: 8,
   miniBatch: 512,
   epochs: 1,
-  lr: 1e-4,
+  lr: 2e-4,
   warmupSteps: 15,
   minLrRatio: 0,
   beta1: 0.9,
@@ -129,12 +138,13 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   temperature: 0.7,
   topP: 1.0,
   topK: 0,
+  rlProblemPool: 0,
   maxNewTokens: 64,
-  evalEvery: 10,
+  evalEvery: 20,
   evalProblems: 500,
   evalGreedy: true,
   transcripts: 3,
-  checkpointEvery: 10,
+  checkpointEvery: 50,
   outDir: 'runs/latest',
   resume: false,
   workers: 0,

@@ -18,7 +18,7 @@ import { makeRouting, type RoutingTable } from './routing.js';
  * few-minute warm-up lands in that band (README, "Base models").
  */
 const MATH_DIFFICULTY: Record<TrainConfig['difficulty'], Partial<MathConfig>> = {
-  easy: { ops: [1, 1], digits: [1, 2], mulDigits: [1, 1], operators: ['+', '-', '*'], parens: 0, wordProblems: 0.2, distractors: 0 },
+  easy: { ops: [1, 1], digits: [1, 2], mulDigits: [1, 1], operators: ['+', '-'], parens: 0, wordProblems: 0.2, distractors: 0 },
   medium: {},
   hard: { ops: [3, 4], digits: [2, 3], mulDigits: [1, 2], parens: 0.4, wordProblems: 0.3, distractors: 1 },
 };

@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ensureBaseModel } from '../base/build.js';
 import { poolProblems } from '../tasks/pools.js';
+import type { Problem, Task } from '../tasks/task.js';
 import { Policy } from '../native/policy.js';
 import { assignRewards } from './credit.js';
 import { groupAdvantages } from './advantages.js';
@@ -23,6 +24,13 @@ import { executeEpisodes } from '../workflows/executor.js';
 /** Call keys of training draws are (seed, step, episode, call); problems are keyed by (seed, step). */
 function trainProblemSeed(seed: number, step: number): number {
   return (seed * 1_000_003 + step * 7919) >>> 0;
+}
+
+/** The RL problems of a step: fresh ones, or a window of the fixed pool (rlProblemPool > 0). */
+function stepProblems(task: Task, c: TrainConfig, step: number): Problem[] {
+  if (c.rlProblemPool <= 0) return poolProblems(task, 'rl', c.promptsPerStep, trainProblemSeed(c.seed, step));
+  const pool = poolProblems(task, 'rl', c.rlProblemPool, trainProblemSeed(c.seed, 0));
+  return Array.from({ length: c.promptsPerStep }, (_, i) => pool[(step * c.promptsPerStep + i) % pool.length]);
 }
 
 function anyPositive(v: number | Record<string, number>): boolean {
@@ -104,7 +112,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     if (state.step === 0 && state.evals.length === 0) await runEval(0);
     for (let step = state.step; step < c.steps; step++) {
       const tStep = performance.now();
-      const problems = poolProblems(task, 'rl', c.promptsPerStep, trainProblemSeed(c.seed, step));
+      const problems = stepProblems(task, c, step);
       const exec = await executeEpisodes({
         workflow, task, problems, rollouts: c.groupSize, sampler: samplers.sampled, router: routing, seed: c.seed, step, maxTokens: c.maxNewTokens,
       });

@@ -8,9 +8,21 @@ import type { Problem, Task } from './task.js';
 /** Which half of the training split a problem belongs to. */
 export type TrainPool = 'warmup' | 'rl';
 
-/** The pool of a training problem (a pure function of its id). */
+/**
+ * The content key a problem is pooled by: the same keys the train/test split uses (the math
+ * expression, the code task's target program), else the prompt. Ids are positional, so two ids
+ * can carry the same problem; pooling by content keeps the pools disjoint in what they teach.
+ */
+export function poolKey(problem: Problem): string {
+  const data = (problem.data ?? {}) as { expression?: unknown; program?: unknown };
+  if (typeof data.expression === 'string') return data.expression;
+  if (typeof data.program === 'string') return data.program;
+  return problem.prompt;
+}
+
+/** The pool of a training problem (a pure function of its content key). */
 export function trainPoolOf(problem: Problem): TrainPool {
-  return hashUnit(problem.id, 0x5eed) < 0.5 ? 'warmup' : 'rl';
+  return hashUnit(poolKey(problem), 0x5eed) < 0.5 ? 'warmup' : 'rl';
 }
 
 /** `count` training problems of one pool, deterministic in (seed, count). */
