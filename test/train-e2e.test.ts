@@ -47,7 +47,7 @@ describe('training end to end', () => {
     expect(Number(rows[9]['generator.grad_mass'])).toBeCloseTo(1, 6);
     expect(Number(rows[9]['policy.mem.weights'])).toBeGreaterThan(0);
     expect(existsSync(path.join(cfg.outDir, 'transcripts/eval-step-0000.md'))).toBe(true);
-  });
+  }, 1_200_000); // builds the base model on a fresh checkout (a few minutes on 2 cores)
 
   it('a run killed with SIGKILL and resumed ends with the metrics of an uninterrupted run', async () => {
     const args = (out: string) => [
@@ -95,5 +95,5 @@ describe('training end to end', () => {
     const sb = JSON.parse(readFileSync(path.join(killed, 'summary.json'), 'utf8'));
     expect(sb.final).toEqual(sa.final);
     expect(sb.delta).toEqual(sa.delta);
-  });
+  }, 1_200_000);
 });
