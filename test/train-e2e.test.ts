@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MetricsLog } from '../src/data/metrics-log.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig } from '../src/rl/config.js';
-import { isTimingColumn } from '../src/rl/metrics-row.js';
+import { isProcessLocalColumn } from '../src/rl/metrics-row.js';
 import { train } from '../src/rl/trainer.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -87,7 +87,7 @@ describe('training end to end', () => {
     expect(b).toHaveLength(a.length);
     for (let i = 0; i < a.length; i++) {
       for (const [col, v] of Object.entries(a[i])) {
-        if (isTimingColumn(col)) continue;
+        if (isProcessLocalColumn(col)) continue;
         expect(b[i][col], `step ${a[i].step} column ${col}`).toEqual(v);
       }
     }

@@ -29,9 +29,14 @@ export interface MetricsInputs {
   policies: ReadonlyMap<string, Policy>;
 }
 
-/** Columns whose values depend on wall-clock time (excluded from resume-equality checks). */
-export function isTimingColumn(name: string): boolean {
-  return name.endsWith('_seconds') || name.endsWith('_per_s');
+/**
+ * Columns that depend on the process rather than on (config, seed): wall-clock timings, and the
+ * activation bytes (cached activation buffers grow to the largest batch this process has seen,
+ * so a resumed process reports less until it meets a bigger batch). Resume-equality checks skip
+ * them.
+ */
+export function isProcessLocalColumn(name: string): boolean {
+  return name.endsWith('_seconds') || name.endsWith('_per_s') || name.endsWith('.mem.activations');
 }
 
 /** Builds the step's metrics row. */
