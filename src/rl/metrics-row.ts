@@ -1,6 +1,7 @@
 // One metrics row per training step: flat columns so the Arrow metrics file is easy to query
-// (`<role>.grad_mass`, `<policy>.mem.weights`, ...). Timing columns end in _seconds or _per_s;
-// everything else is a pure function of (config, seed) and is reproduced exactly by --resume.
+// (`<role>.grad_mass`, `<policy>.mem.weights`, ...). Apart from the process-local columns below
+// (timings, activation bytes), every value is a pure function of (config, seed) and is reproduced
+// exactly by --resume.
 import type { Policy } from '../native/policy.js';
 import type { EvalRecord } from './run-state.js';
 import type { PolicyStepStats, RoleStepStats } from './update.js';
