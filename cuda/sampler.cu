@@ -63,8 +63,8 @@ __device__ __forceinline__ float gumbel(uint32_t j, uint64_t seed, uint64_t call
   const Philox4 r = philox4x32_10(j, static_cast<uint32_t>(pos), static_cast<uint32_t>(call_id),
                                   static_cast<uint32_t>(call_id >> 32),
                                   static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
-  // uint_to_unit_open(bits), which rounds to exactly 1 for bits >> 8 == 2^24 - 1: cap below 1.
-  float u = __fmul_rn(__fadd_rn(static_cast<float>(r.v[0] >> 8), 0.5f), 1.0f / 16777216.0f);
+  // uint_to_unit_open(bits) of philox.h: (k + 0.5) / 2^23 from 23 bits, at most 1 - 2^-24.
+  float u = __fmul_rn(__fadd_rn(static_cast<float>(r.v[0] >> 9), 0.5f), 1.0f / 8388608.0f);
   u = u > 0.99999994f ? 0.99999994f : u;
   return -cephes_logf(-cephes_logf(u));
 }

@@ -16,9 +16,9 @@
 // Notes on resolved details:
 //  - Ordering "by probability" is done by logit (then index): the same order, without the ties
 //    that rounding z = x/T could create between distinct logits.
-//  - u_j == 1 is possible with philox.h's uint_to_unit_open (x >> 8 == 2^24 - 1 rounds
-//    16777215.5f up to 2^24), and would give g_j = +inf, i.e. a uniformly random token in ~1%
-//    of draws at V = 152K. u_j is therefore capped at the largest float below 1 before the logs.
+//  - u_j == 1 would give g_j = +inf (a uniformly random token). philox.h maps 23 random bits to
+//    (k + 0.5) / 2^23, which is at most 1 - 2^-24, so it cannot happen; the cap below keeps the
+//    bound explicit (an earlier 24-bit mapping rounded up to exactly 1).
 //  - The top-p cut sums probabilities in double (each p_j from the vectorised exp, <= 2 ulp), so
 //    only a cumulative sum within ~1e-7 of top_p could land differently from a float64 reference.
 //  - The Gumbel noise uses vectorised Philox and logs (below); the same code computes g_j on the
@@ -141,10 +141,10 @@ inline f32v vlog(f32v x) {
 // Gumbel noise g_j = -log(-log(u_j)) for the 16 vocabulary entries j.
 inline f32v gumbel(u32v j, uint64_t seed, uint64_t call_id, int32_t position) {
   u32v bits = philox_v0(j, static_cast<uint32_t>(position), call_id, seed);
-  // uint_to_unit_open from philox.h: (float(x >> 8) + 0.5f) * 2^-24 ...
-  f32v u = (__builtin_convertvector((i32v)(bits >> 8), f32v) + 0.5f) * (1.0f / 16777216.0f);
-  // ... which rounds to exactly 1 for x >> 8 == 2^24 - 1: cap below 1 so -log(u) > 0.
-  const float below_one = 0.99999994f;  // 1 - 2^-24
+  // uint_to_unit_open from philox.h: (float(x >> 9) + 0.5f) * 2^-23, bit for bit (CPU and
+  // CUDA must draw the same tokens), at most 1 - 2^-24.
+  f32v u = (__builtin_convertvector((i32v)(bits >> 9), f32v) + 0.5f) * (1.0f / 8388608.0f);
+  const float below_one = 0.99999994f;  // 1 - 2^-24: a no-op bound that keeps -log(u) > 0
   u = u > below_one ? splat(below_one) : u;
   return -vlog(-vlog(u));
 }
