@@ -31,13 +31,13 @@ export interface MetricsInputs {
 }
 
 /**
- * Columns that depend on the process rather than on (config, seed): wall-clock timings, and the
- * activation bytes (cached activation buffers grow to the largest batch this process has seen,
- * so a resumed process reports less until it meets a bigger batch). Resume-equality checks skip
- * them.
+ * Columns that describe the process rather than the run: wall-clock timings, and memory bytes
+ * (activation caches grow to the largest batch a process has seen; gradient buffers appear at a
+ * process's first accumulate), so a resumed process reports different bytes for the same step.
+ * Resume-equality checks skip them; every other column is reproduced exactly.
  */
 export function isProcessLocalColumn(name: string): boolean {
-  return name.endsWith('_seconds') || name.endsWith('_per_s') || name.endsWith('.mem.activations');
+  return name.endsWith('_seconds') || name.endsWith('_per_s') || name.includes('.mem.');
 }
 
 /** Builds the step's metrics row. */
