@@ -33,8 +33,16 @@ void Policy::save(const std::string& dir, bool with_optimizer) {
 
 void Policy::copy_from(Policy& other, bool with_optimizer) {
   if (&other == this) return;
-  std::unique_lock lk(mu_);
-  std::shared_lock lk2(other.mu_);
+  // Lock in address order: two copies in opposite directions must not deadlock.
+  std::unique_lock lk(mu_, std::defer_lock);
+  std::shared_lock lk2(other.mu_, std::defer_lock);
+  if (this < &other) {
+    lk.lock();
+    lk2.lock();
+  } else {
+    lk2.lock();
+    lk.lock();
+  }
   Qwen3Model &a = *model_, &b = *other.model_;
   if (a.layout.total != b.layout.total || a.cfg.vocab_size != b.cfg.vocab_size)
     throw std::invalid_argument("copyFrom: the two policies have different shapes");
