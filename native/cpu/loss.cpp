@@ -24,6 +24,7 @@
 
 #include "kernels.h"
 #include "parallel.h"
+#include "vec16.h"
 
 namespace troupe::cpu {
 namespace {
@@ -63,30 +64,9 @@ inline double hsum(const f64v& v) {  // fixed lane order
   return s;
 }
 
-// exp(x) for x <= 88 (callers pass x <= 0: z - zmax). Cephes expf: x = n*ln2 + r with
-// |r| <= ln2/2 (ln2 split in two so n*C1 is exact), a degree-7 polynomial for e^r, and 2^n built
-// in the exponent bits. Max error measured at <= 2 ulp over [-87.3, 88] (test_loss checks it on
-// a dense grid against double exp). Results below FLT_MIN flush to 0 (exp(x) < 1.2e-38 is
-// nothing next to the max term of a softmax sum), which also maps -inf to 0; NaN propagates.
-inline f32v vexp(f32v x) {
-  const float lo = -87.33654475f;  // ln(FLT_MIN)
-  f32v xc = x < lo ? splat(lo) : x;
-  xc = xc > 88.0f ? splat(88.0f) : xc;  // keeps n <= 127 so the exponent field stays finite
-  const float magic = 12582912.0f;      // 1.5 * 2^23: adding it rounds to the nearest integer
-  f32v n = (xc * 1.44269504088896341f + magic) - magic;
-  f32v r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  f32v p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  i32v e = (__builtin_convertvector(n, i32v) + 127) << 23;
-  f32v y = p * (f32v)e;  // same-size vector cast = bit reinterpretation
-  return x < lo ? splat(0.0f) : y;
-}
+// exp on 16 lanes: the project's vectorised Cephes expf (vec16.h, <= 2 ulp, 0 below FLT_MIN,
+// NaN propagates). f32v and vec::f16v are the same vector type.
+using vec::vexp;
 
 struct RowSoftmax {
   float zmax;    // max_j z_j, z = x * inv_t
