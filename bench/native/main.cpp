@@ -15,6 +15,6 @@ int main(int argc, char** argv) {
   if (cmd == "model") return model_bench_main(argc - 1, argv + 1);
   if (cmd == "layers") return layers_bench_main(argc - 1, argv + 1);
   std::fprintf(stderr, "usage: troupe_native_bench gemm|model|layers [options]\n"
-                       "  model --presets tiny,small,medium --threads N --repeats K\n");
+                       "  model --presets tiny,small,medium --threads N --repeats K [--only train|sample]\n");
   return 2;
 }

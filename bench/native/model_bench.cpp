@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <sstream>
@@ -27,7 +28,7 @@ double now() {
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+  return getenv("TROUPE_BENCH_MIN") ? v[0] : v[v.size() / 2];
 }
 
 // Matmul FLOPs per token of the forward pass (2 per multiply-add), excluding attention scores.
@@ -52,10 +53,16 @@ struct Row {
 int model_bench_main(int argc, char** argv) {
   std::string presets = "tiny,small,medium";
   int threads = cpu::hardware_cores(), repeats = 3;
+  bool do_train = true, do_sample = true;  // --only train|sample, e.g. to profile one phase
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--presets") && i + 1 < argc) presets = argv[++i];
     else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) {
+      const std::string only = argv[++i];
+      do_train = only == "train";
+      do_sample = only == "sample";
+    }
   }
   cpu::set_default_num_threads(threads);
   cpu::set_thread_local_num_threads(threads);
@@ -85,13 +92,13 @@ int model_bench_main(int argc, char** argv) {
     po.track = false;
     OptimParams op;
     std::vector<double> tt;
-    for (int r = 0; r < repeats + 1; ++r) {
+    for (int r = 0; r < (do_train ? repeats + 1 : 0); ++r) {
       double t0 = now();
       pol.accumulate(tb, spec, po);
       pol.step(op);
       if (r > 0) tt.push_back(now() - t0);
     }
-    const double ttrain = median(tt);
+    const double ttrain = do_train ? median(tt) : 0.0 / 0.0;
     const double train_flops = 3.0 * (S * L * dense_flops_per_token(c) + S * attention_flops(c, L));
     // (b) sampling
     const int B = 64, P = 32, N = 64;
@@ -113,12 +120,12 @@ int model_bench_main(int argc, char** argv) {
     g.out_lengths = lens.data();
     g.out_finish = fin.data();
     std::vector<double> ts;
-    for (int r = 0; r < repeats + 1; ++r) {
+    for (int r = 0; r < (do_sample ? repeats + 1 : 0); ++r) {
       double t0 = now();
-      pol.generate(g);
+      { auto gs_ = pol.generate(g); if (getenv("TROUPE_BENCH_SPLIT")) std::fprintf(stderr, "prefill %.4f decode %.4f\n", gs_.prefill_seconds, gs_.decode_seconds); }
       if (r > 0) ts.push_back(now() - t0);
     }
-    const double tsample = median(ts);
+    const double tsample = do_sample ? median(ts) : 0.0 / 0.0;
     double sample_flops = B * P * dense_flops_per_token(c) + B * attention_flops(c, P);
     for (int k = 0; k < N; ++k) sample_flops += B * (dense_flops_per_token(c) + 4.0 * c.num_layers * c.num_heads * c.head_dim * (P + k + 1));
     rows.push_back({name, S * L / ttrain, train_flops / ttrain / 1e9, B * N / tsample,

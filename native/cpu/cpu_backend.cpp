@@ -1,24 +1,94 @@
 #include "cpu_backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <new>
+#include <unordered_map>
+#include <utility>
 
+#include "gemm.h"
 #include "kernels.h"
 
 namespace troupe {
 namespace {
 
+// Host memory for the CPU backend: 64-byte aligned (AVX-512 loads). Large blocks are recycled:
+// every generate call allocates and frees a KV cache and activations of the same sizes as the
+// call before, and a fresh multi-megabyte block from the OS costs a page fault and a page zeroing
+// per 4 KiB (a few percent of a sampling call). Freed blocks of at least kMinCached bytes are
+// kept, up to kMaxCachedBytes in all (oldest dropped first), and reused for a request of the
+// same rounded size. The per-policy memory accounting (core/memory.h) counts live buffers only.
+class BlockCache {
+ public:
+  static constexpr size_t kMinCached = size_t(1) << 20;
+  static constexpr size_t kMaxCachedBytes = size_t(512) << 20;
+
+  void* allocate(size_t bytes) {
+    const size_t n = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+    if (n >= kMinCached) {
+      std::lock_guard lk(mu_);
+      for (auto it = free_.begin(); it != free_.end(); ++it)
+        if (it->first == n) {
+          void* p = it->second;
+          free_.erase(it);
+          cached_ -= n;
+          live_[p] = n;
+          return p;
+        }
+    }
+    void* p = std::aligned_alloc(64, n);
+    if (!p) throw std::bad_alloc();
+    if (n >= kMinCached) {
+      std::lock_guard lk(mu_);
+      live_[p] = n;
+    }
+    return p;
+  }
+  void release(void* p) {
+    if (!p) return;
+    {
+      std::lock_guard lk(mu_);
+      auto it = live_.find(p);
+      if (it != live_.end()) {
+        const size_t n = it->second;
+        live_.erase(it);
+        if (n <= kMaxCachedBytes) {
+          free_.emplace_back(n, p);
+          cached_ += n;
+          while (cached_ > kMaxCachedBytes) {  // drop the oldest
+            cached_ -= free_.front().first;
+            std::free(free_.front().second);
+            free_.pop_front();
+          }
+          return;
+        }
+      }
+    }
+    std::free(p);
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<void*, size_t> live_;    // large blocks handed out
+  std::deque<std::pair<size_t, void*>> free_;  // large blocks kept for reuse, oldest first
+  size_t cached_ = 0;
+};
+
+// Never destroyed: buffers owned by other static objects may be freed during exit, after any
+// function-local static would be gone; the OS reclaims the cached blocks.
+BlockCache& blocks() {
+  static BlockCache* cache = new BlockCache;
+  return *cache;
+}
+
 class CpuBackend final : public Backend {
  public:
   const char* name() const override { return "cpu"; }
-  void* malloc_bytes(size_t bytes) override {
-    // 64-byte alignment for AVX-512 loads; round the size up as aligned_alloc requires.
-    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!p) throw std::bad_alloc();
-    return p;
-  }
-  void free_bytes(void* p) override { std::free(p); }
+  void* malloc_bytes(size_t bytes) override { return blocks().allocate(bytes); }
+  void free_bytes(void* p) override { blocks().release(p); }
   void upload(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void download(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void copy(void* dst, const void* src, size_t n) override { std::memmove(dst, src, n); }
@@ -28,6 +98,16 @@ class CpuBackend final : public Backend {
   void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
             const float* B, int ldb, float beta, float* C, int ldc) override {
     cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+  size_t packed_weight_bytes(int N, int K) override {
+    return cpu::packed_weight_floats(N, K) * sizeof(float);
+  }
+  void pack_weight(const float* W, int N, int K, void* packed) override {
+    cpu::pack_weight(W, N, K, K, static_cast<float*>(packed));
+  }
+  void gemm_packed_weight(int M, int N, int K, float alpha, const float* A, int lda,
+                          const void* packed, float beta, float* C, int ldc) override {
+    cpu::gemm_packed(M, N, K, alpha, A, lda, static_cast<const float*>(packed), beta, C, ldc);
   }
   void add_inplace(float* y, const float* x, size_t n) override { cpu::add_inplace(y, x, n); }
   void axpy(float* y, const float* x, float a, size_t n) override { cpu::axpy(y, x, a, n); }

@@ -98,17 +98,25 @@ void prefetch_l2_rows(const float* src, Index ld, int rows, int cols) {
 #endif
 }
 
-// One thread's GEMM on its block: the loop nest described at the top of the file.
+// One thread's GEMM on its block: the loop nest described at the top of the file. With B_packed
+// (pack_weight's layout, starting at this block's first panel) the B packing is skipped and the
+// microkernels read the prepacked panels: the same floats in the same order, so the same bits.
 void gemm_block(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
-                Index lda, const float* B, Index ldb, float beta, float* C, Index ldc) {
+                Index lda, const float* B, Index ldb, float beta, float* C, Index ldc,
+                const float* B_packed = nullptr) {
   float* pa = t_pack_a.get(size_t(MR) * KC);
-  float* pb = t_pack_b.get(size_t(KC) * ((std::min(N, NC) + NR - 1) / NR * NR));
+  float* pb = B_packed ? nullptr : t_pack_b.get(size_t(KC) * ((std::min(N, NC) + NR - 1) / NR * NR));
   for (int jc = 0; jc < N; jc += NC) {
     const int nc = std::min(NC, N - jc);
     const int panels = (nc + NR - 1) / NR;
     for (int pc = 0; pc < K; pc += KC) {
       const int kc = std::min(KC, K - pc);
-      for (int p = 0; p < panels; ++p) {
+      // Panel p of this block: kc x NR floats, from the pack buffer or the prepacked weight.
+      auto panel = [&](int p) -> const float* {
+        if (B_packed) return B_packed + (size_t(jc / NR + p) * K + pc) * NR;
+        return pb + size_t(p) * kc * NR;
+      };
+      for (int p = 0; p < panels && !B_packed; ++p) {
         const int j = jc + p * NR, nr = std::min(NR, N - j);
         float* dst = pb + size_t(p) * kc * NR;
         if (trans_b)
@@ -136,8 +144,8 @@ void gemm_block(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
         for (int p = 0; p < panels; ++p) {
           const int j = jc + p * NR, nr = std::min(NR, N - j);
           const int vecs = (nr + gemm_detail::VL - 1) / gemm_detail::VL;  // skip all-padding halves
-          kKernels.fn[mr - 1][vecs - 1](kc, pa, pb + size_t(p) * kc * NR, C + ir * ldc + j, ldc,
-                                        alpha, beta_k, nr);
+          kKernels.fn[mr - 1][vecs - 1](kc, pa, panel(p), C + ir * ldc + j, ldc, alpha, beta_k,
+                                        nr);
         }
       }
     }
@@ -146,10 +154,40 @@ void gemm_block(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
 
 // Cycles per unit of K that one thread spends on an m x n block: microkernel FMAs on padded
 // tiles (one vector FMA per cycle) plus packing at ~0.5 cycle per element, A being repacked for
-// every NC block of columns.
-double thread_cost(int m, int n) {
+// every NC block of columns and B (unless prepacked) once.
+double thread_cost(int m, int n, bool b_prepacked) {
   const double n_pad = double((n + NR - 1) / NR * NR);
-  return m * n_pad / gemm_detail::VL + 0.5 * (double(m) * ((n + NC - 1) / NC) + n_pad);
+  return m * n_pad / gemm_detail::VL + 0.5 * (double(m) * ((n + NC - 1) / NC) + (b_prepacked ? 0.0 : n_pad));
+}
+
+// Runs block(i0, i1, j0, j1) on the threads, one contiguous block of C's rows or columns each:
+// whichever split gives the smaller estimated cost per thread (tile rounding differs: 256 rows
+// are 19 row tiles, split 10/9, while 128 columns are 4 column tiles, split 2/2). Column blocks
+// start on NR boundaries and row blocks on MR boundaries.
+template <class Block>
+void run_split(int M, int N, int K, bool b_prepacked, const Block& block) {
+  const double fmas = double(M) * N * K;
+  const int nt = fmas < kParallelMinFma ? 1 : num_threads();
+  const int units_m = (M + MR - 1) / MR, units_n = (N + NR - 1) / NR;
+  bool split_n = N >= M;
+  if (nt > 1) {
+    const int rows = std::min(M, (units_m + nt - 1) / nt * MR);
+    const int cols = std::min(N, (units_n + nt - 1) / nt * NR);
+    const double cost_n = thread_cost(M, cols, b_prepacked), cost_m = thread_cost(rows, N, b_prepacked);
+    split_n = cost_n < cost_m || (cost_n == cost_m && N >= M);
+  }
+  const int units = split_n ? units_n : units_m;
+  run_on_threads(
+      [&](int tid, int threads) {
+        const int per = (units + threads - 1) / threads;
+        const int u0 = std::min(units, tid * per), u1 = std::min(units, (tid + 1) * per);
+        if (u0 >= u1) return;
+        if (split_n)
+          block(0, M, u0 * NR, std::min(N, u1 * NR));
+        else
+          block(u0 * MR, std::min(M, u1 * MR), 0, N);
+      },
+      std::min(nt, units));
 }
 
 void check_arg(bool ok, const char* what) {
@@ -179,37 +217,47 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
   check_arg(A != nullptr, "A is null");
   check_arg(B != nullptr, "B is null");
 
-  // Threads split the rows or the columns of C, whichever gives the smaller estimated cost per
-  // thread (tile rounding differs: 256 rows are 19 row tiles, split 10/9, while 128 columns are
-  // 4 column tiles, split 2/2).
-  const double fmas = double(M) * N * K;
-  const int nt = fmas < kParallelMinFma ? 1 : num_threads();
-  const int units_m = (M + MR - 1) / MR, units_n = (N + NR - 1) / NR;
-  bool split_n = N >= M;
-  if (nt > 1) {
-    const int rows = std::min(M, (units_m + nt - 1) / nt * MR);
-    const int cols = std::min(N, (units_n + nt - 1) / nt * NR);
-    const double cost_n = thread_cost(M, cols), cost_m = thread_cost(rows, N);
-    split_n = cost_n < cost_m || (cost_n == cost_m && N >= M);
-  }
-  const int units = split_n ? units_n : units_m;
-  run_on_threads(
-      [&](int tid, int threads) {
-        const int per = (units + threads - 1) / threads;
-        const int u0 = std::min(units, tid * per), u1 = std::min(units, (tid + 1) * per);
-        if (u0 >= u1) return;
-        if (split_n) {
-          const int j0 = u0 * NR, j1 = std::min(N, u1 * NR);
-          const float* Bj = trans_b ? B + Index(j0) * ldb : B + j0;
-          gemm_block(trans_a, trans_b, M, j1 - j0, K, alpha, A, lda, Bj, ldb, beta, C + j0, ldc);
-        } else {
-          const int i0 = u0 * MR, i1 = std::min(M, u1 * MR);
-          const float* Ai = trans_a ? A + i0 : A + Index(i0) * lda;
-          gemm_block(trans_a, trans_b, i1 - i0, N, K, alpha, Ai, lda, B, ldb, beta,
-                     C + Index(i0) * ldc, ldc);
-        }
-      },
-      std::min(nt, units));
+  run_split(M, N, K, false, [&](int i0, int i1, int j0, int j1) {
+    const float* Ai = trans_a ? A + i0 : A + Index(i0) * lda;
+    const float* Bj = trans_b ? B + Index(j0) * ldb : B + j0;
+    gemm_block(trans_a, trans_b, i1 - i0, j1 - j0, K, alpha, Ai, lda, Bj, ldb, beta,
+               C + Index(i0) * ldc + j0, ldc);
+  });
+}
+
+size_t packed_weight_floats(int N, int K) {
+  if (N <= 0 || K <= 0) return 0;
+  return size_t((N + NR - 1) / NR) * NR * size_t(K);
+}
+
+void pack_weight(const float* W, int N, int K, int ldw, float* dst) {
+  check_arg(N > 0 && K > 0, "pack_weight: N and K must be > 0");
+  check_arg(ldw >= K, "pack_weight: ldw is smaller than K");
+  check_arg(W != nullptr && dst != nullptr, "pack_weight: null pointer");
+  const int panels = (N + NR - 1) / NR;
+  // Panel p holds columns [p*NR, p*NR + NR) of W^T for all K, as consecutive KC blocks, each
+  // exactly what gemm_block would pack for that (panel, K block).
+  parallel_for(size_t(panels), 1, [&](size_t p0, size_t p1) {
+    for (size_t p = p0; p < p1; ++p) {
+      const int j = int(p) * NR, nr = std::min(NR, N - j);
+      for (int pc = 0; pc < K; pc += KC)
+        gemm_detail::pack_b_cols(W + Index(j) * ldw + pc, ldw, nr, std::min(KC, K - pc),
+                                 dst + (p * size_t(K) + pc) * NR);
+    }
+  });
+}
+
+void gemm_packed(int M, int N, int K, float alpha, const float* A, int lda, const float* W_packed,
+                 float beta, float* C, int ldc) {
+  check_arg(M >= 0 && N > 0 && K > 0, "gemm_packed: M must be >= 0, N and K > 0");
+  check_arg(lda >= K, "gemm_packed: lda is smaller than K");
+  check_arg(ldc >= N, "gemm_packed: ldc is smaller than N");
+  if (M == 0) return;
+  check_arg(A != nullptr && W_packed != nullptr && C != nullptr, "gemm_packed: null pointer");
+  run_split(M, N, K, true, [&](int i0, int i1, int j0, int j1) {
+    gemm_block(false, true, i1 - i0, j1 - j0, K, alpha, A + Index(i0) * lda, lda, nullptr, 0,
+               beta, C + Index(i0) * ldc + j0, ldc, W_packed + size_t(j0 / NR) * K * NR);
+  });
 }
 
 const char* gemm_isa() { return gemm_detail::kIsaName; }

@@ -24,6 +24,120 @@ inline f16v load_cols(const float* x, int c, int n) {
   return c + vec::kLanes <= n ? vec::load(x + c) : vec::load_partial(x + c, n - c);
 }
 
+// One row of decode attention: its query heads, its slot's cache and its output.
+struct DecodeRow {
+  const float* q;  // [Hq, hd] (unscaled)
+  const float *k_cache, *v_cache;
+  size_t base, pos_stride;  // slot offset and floats per cached position
+  int L, Hq, group, hd;
+  float scale;
+  float* y;  // [Hq, hd]
+};
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr int kMaxDecodeHeads = 256;  // the fixed-size kernels keep per-head values on the stack
+
+// In place: s[0, Lp) -> exp(s - max) (the -inf pads become 0); returns 1 / sum.
+float softmax_unnormalised(float* s, size_t Lp) {
+  f16v mx = vec::splat(-kInf);
+  for (size_t j = 0; j < Lp; j += vec::kLanes) mx = vec::vmax(mx, vec::load(s + j));
+  const f16v m = vec::splat(vec::hmax(mx));
+  f16v sum = {};
+  for (size_t j = 0; j < Lp; j += vec::kLanes) {
+    const f16v p = vec::vexp(vec::load(s + j) - m);
+    vec::store(s + j, p);
+    sum += p;
+  }
+  return 1.0f / vec::hsum(sum);
+}
+
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+// hd = 16 * NV. The cache is read strictly front to back, one whole record (all kv heads of a
+// position) after another, like a memcpy, because it usually streams from DRAM (the cache of a
+// batch is larger than L3) and any other order defeats the hardware prefetcher. Scores come 16
+// positions at a time: each record gives every query head one lane-wise q*k product (kept in an
+// L1 scratch), and hsum16x16 folds a head's sixteen products into its sixteen scores. Then a
+// softmax per head, and p @ V record by record into per-head accumulators. Every sum over
+// positions runs in position order.
+template <int NV>
+void decode_row_fixed(const DecodeRow& r, std::vector<f16v>& scratch) {
+  const int L = r.L, Hq = r.Hq, hd = r.hd;
+  const size_t Lp = round_up(L, vec::kLanes);
+  const size_t Lv = Lp / vec::kLanes;
+  // [Hq][16] products, [Hq][Lv] scores, [Hq][NV] accumulators, [Hq][NV] scaled q
+  scratch.resize(static_cast<size_t>(Hq) * (vec::kLanes + Lv + 2 * NV));
+  f16v* prod = scratch.data();
+  f16v* scores_v = prod + static_cast<size_t>(Hq) * vec::kLanes;
+  f16v* acc = scores_v + static_cast<size_t>(Hq) * Lv;
+  f16v* q = acc + static_cast<size_t>(Hq) * NV;
+  for (int h = 0; h < Hq; ++h)
+    for (int c = 0; c < NV; ++c) q[h * NV + c] = vec::load(r.q + static_cast<size_t>(h) * hd + 16 * c) * r.scale;
+  for (int j0 = 0; j0 < L; j0 += vec::kLanes) {
+    const int n = std::min(vec::kLanes, L - j0);
+    for (int jj = 0; jj < n; ++jj) {
+      const float* rec = r.k_cache + r.base + static_cast<size_t>(j0 + jj) * r.pos_stride;
+      for (int h = 0; h < Hq; ++h) {
+        const float* k = rec + static_cast<size_t>(h / r.group) * hd;
+        const f16v* qh = q + h * NV;
+        f16v a = qh[0] * vec::load(k);
+        for (int c = 1; c < NV; ++c) a += qh[c] * vec::load(k + 16 * c);
+        prod[h * vec::kLanes + jj] = a;
+      }
+    }
+    // Lanes past the row's end are -inf (p = 0); their products are stale and masked away.
+    const f16v keep = vec::iota() < static_cast<float>(n) ? vec::splat(0.0f) : vec::splat(-kInf);
+    for (int h = 0; h < Hq; ++h) {
+      const f16v sc = vec::hsum16x16(prod + h * vec::kLanes);
+      scores_v[h * Lv + j0 / vec::kLanes] = vec::iota() < static_cast<float>(n) ? sc : keep;
+    }
+  }
+  float* scores = reinterpret_cast<float*>(scores_v);  // [Hq][Lp]
+  float inv[kMaxDecodeHeads];
+  for (int h = 0; h < Hq; ++h) inv[h] = softmax_unnormalised(scores + static_cast<size_t>(h) * Lp, Lp);
+  for (int i = 0; i < Hq * NV; ++i) acc[i] = f16v{};
+  for (int j = 0; j < L; ++j) {
+    const float* rec = r.v_cache + r.base + static_cast<size_t>(j) * r.pos_stride;
+    for (int h = 0; h < Hq; ++h) {
+      const float* v = rec + static_cast<size_t>(h / r.group) * hd;
+      const f16v p = vec::splat(scores[static_cast<size_t>(h) * Lp + j]);
+      for (int c = 0; c < NV; ++c) acc[h * NV + c] += p * vec::load(v + 16 * c);
+    }
+  }
+  for (int h = 0; h < Hq; ++h)
+    for (int c = 0; c < NV; ++c)
+      vec::store(r.y + static_cast<size_t>(h) * hd + 16 * c, acc[h * NV + c] * inv[h]);
+}
+#endif
+
+// Any head size: one dot product and horizontal sum per (position, head).
+void decode_row_generic(const DecodeRow& r, std::vector<float>& scratch) {
+  const int L = r.L, Hq = r.Hq, hd = r.hd;
+  const size_t Lp = round_up(L, vec::kLanes);
+  scratch.assign(static_cast<size_t>(Hq) * (Lp + hd) + hd, 0.0f);
+  float* scores = scratch.data();
+  float* q = scores + static_cast<size_t>(Hq) * Lp;  // [Hq * hd] scaled, then the accumulators
+  std::vector<float> acc(static_cast<size_t>(hd));
+  for (int i = 0; i < Hq * hd; ++i) q[i] = r.q[i] * r.scale;
+  for (int h = 0; h < Hq; ++h) {
+    const size_t kv_off = r.base + static_cast<size_t>(h / r.group) * hd;
+    float* s = scores + static_cast<size_t>(h) * Lp;
+    for (int j = 0; j < L; ++j) {
+      const float* k = r.k_cache + kv_off + static_cast<size_t>(j) * r.pos_stride;
+      f16v d = {};
+      for (int c = 0; c < hd; c += vec::kLanes) d += load_cols(q + h * hd, c, hd) * load_cols(k, c, hd);
+      s[j] = vec::hsum(d);
+    }
+    for (size_t j = L; j < Lp; ++j) s[j] = -kInf;
+    const float inv = softmax_unnormalised(s, Lp);
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int j = 0; j < L; ++j) {
+      const float* v = r.v_cache + kv_off + static_cast<size_t>(j) * r.pos_stride;
+      for (int d = 0; d < hd; ++d) acc[d] += s[j] * v[d];
+    }
+    for (int d = 0; d < hd; ++d) r.y[static_cast<size_t>(h) * hd + d] = acc[d] * inv;
+  }
+}
+
 }  // namespace
 
 void kv_cache_write(const float* qkv, const int32_t* slots, const int32_t* positions, int T, int Hq,
@@ -66,57 +180,21 @@ void decode_attention(const float* qkv, const float* k_cache, const float* v_cac
   const int group = Hq / Hkv;
   const size_t row = static_cast<size_t>(Hq + 2 * Hkv) * hd;
   const size_t pos_stride = static_cast<size_t>(Hkv) * hd;  // floats per cached position
-  constexpr float kInf = std::numeric_limits<float>::infinity();
-  // One item per row: its slot's positions are read front to back, all kv heads at once (one
-  // contiguous Hkv*hd record per position), which streams the cache at full line use. Each row
-  // is computed the same way wherever it runs, so the output does not depend on thread count.
+  // One item per row, computed the same way wherever it runs, so the output depends neither on
+  // the thread count nor on the other rows.
   parallel_for(static_cast<size_t>(B), 1, [&](size_t b0, size_t b1) {
-    std::vector<float> q, scores, acc, inv(Hq);
+    std::vector<float> scratch;
+    std::vector<f16v> vscratch;
     for (size_t b = b0; b < b1; ++b) {
-      const int L = lengths[b];
-      const size_t Lp = round_up(L, vec::kLanes);
-      const size_t base = static_cast<size_t>(slots[b]) * max_len * pos_stride;
-      q.resize(static_cast<size_t>(Hq) * hd);
-      scores.assign(static_cast<size_t>(Hq) * Lp, -kInf);  // -inf pads give p = 0
-      acc.assign(static_cast<size_t>(Hq) * hd, 0.0f);
-      // The scale is folded into q, as in attention_forward.
-      for (int i = 0; i < Hq * hd; ++i) q[i] = qkv[b * row + i] * scale;
-      for (int j = 0; j < L; ++j) {
-        const float* k = k_cache + base + j * pos_stride;
-        for (int h = 0; h < Hq; ++h) {
-          const float* kh = k + static_cast<size_t>(h / group) * hd;
-          const float* qh = q.data() + static_cast<size_t>(h) * hd;
-          f16v s = {};
-          for (int c = 0; c < hd; c += vec::kLanes)
-            s += load_cols(qh, c, hd) * load_cols(kh, c, hd);
-          scores[h * Lp + j] = vec::hsum(s);
-        }
-      }
-      for (int h = 0; h < Hq; ++h) {
-        float* s = scores.data() + h * Lp;
-        f16v mx = vec::splat(-kInf);
-        for (size_t j = 0; j < Lp; j += vec::kLanes) mx = vec::vmax(mx, vec::load(s + j));
-        const f16v m = vec::splat(vec::hmax(mx));
-        f16v sum = {};
-        for (size_t j = 0; j < Lp; j += vec::kLanes) {
-          const f16v p = vec::vexp(vec::load(s + j) - m);
-          vec::store(s + j, p);
-          sum += p;
-        }
-        inv[h] = 1.0f / vec::hsum(sum);
-      }
-      for (int j = 0; j < L; ++j) {
-        const float* v = v_cache + base + j * pos_stride;
-        for (int h = 0; h < Hq; ++h) {
-          const float pj = scores[h * Lp + j];
-          const float* vh = v + static_cast<size_t>(h / group) * hd;
-          float* a = acc.data() + static_cast<size_t>(h) * hd;
-          for (int d = 0; d < hd; ++d) a[d] += pj * vh[d];
-        }
-      }
-      float* y = out + b * static_cast<size_t>(Hq) * hd;
-      for (int h = 0; h < Hq; ++h)
-        for (int d = 0; d < hd; ++d) y[h * hd + d] = acc[h * hd + d] * inv[h];
+      const DecodeRow r{qkv + b * row, k_cache, v_cache,
+                        static_cast<size_t>(slots[b]) * max_len * pos_stride, pos_stride,
+                        lengths[b], Hq, group, hd, scale, out + b * static_cast<size_t>(Hq) * hd};
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+      if (Hq <= kMaxDecodeHeads && hd == 32) { decode_row_fixed<2>(r, vscratch); continue; }
+      if (Hq <= kMaxDecodeHeads && hd == 64) { decode_row_fixed<4>(r, vscratch); continue; }
+      if (Hq <= kMaxDecodeHeads && hd == 128) { decode_row_fixed<8>(r, vscratch); continue; }
+#endif
+      decode_row_generic(r, scratch);
     }
   });
 }

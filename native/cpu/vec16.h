@@ -81,6 +81,34 @@ inline float hsum(f16v v) {
   const f4v s4 = low_half(s8) + high_half(s8);
   return (s4[0] + s4[2]) + (s4[1] + s4[3]);
 }
+// Lane j of the result is the sum of the 16 lanes of s[j]: sixteen horizontal sums in 15
+// combine steps (two shuffles and an add each) instead of sixteen reduction trees. Each step adds
+// lane i of a vector to lane i + 8 (then + 4, + 2, + 1) while packing two vectors into one, so
+// the order of the additions is fixed.
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+inline f16v hsum16x16(const f16v* s) {
+  f16v c[8], d[4], e[2];
+  for (int i = 0; i < 8; ++i)
+    c[i] = __builtin_shufflevector(s[2 * i], s[2 * i + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19,
+                                   20, 21, 22, 23) +
+           __builtin_shufflevector(s[2 * i], s[2 * i + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25,
+                                   26, 27, 28, 29, 30, 31);
+  for (int i = 0; i < 4; ++i)
+    d[i] = __builtin_shufflevector(c[2 * i], c[2 * i + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18,
+                                   19, 24, 25, 26, 27) +
+           __builtin_shufflevector(c[2 * i], c[2 * i + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22,
+                                   23, 28, 29, 30, 31);
+  for (int i = 0; i < 2; ++i)
+    e[i] = __builtin_shufflevector(d[2 * i], d[2 * i + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20,
+                                   21, 24, 25, 28, 29) +
+           __builtin_shufflevector(d[2 * i], d[2 * i + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22,
+                                   23, 26, 27, 30, 31);
+  return __builtin_shufflevector(e[0], e[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                 28, 30) +
+         __builtin_shufflevector(e[0], e[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
+                                 29, 31);
+}
+#endif
 inline float hmax(f16v v) {
   const f8v a = low_half(v), b = high_half(v);
   const f8v m8 = a > b ? a : b;

@@ -56,7 +56,8 @@ GenerateStats Policy::generate(const GenerateRequest& req) {
   DeviceBuffer slots_dev(m.be, &m.tracker, MemCategory::Activations, T * sizeof(int32_t));
   m.be->upload(slots_dev.data(), slot_of.data(), T * sizeof(int32_t));
   Qwen3Model::KvWrite kw{kc.data(), vc.data(), slots_dev.i32(), max_len, nullptr};
-  m.forward_hidden(pre, db, false, &kw);
+  const PackedLinears* pw = m.packed_linears();
+  m.forward_hidden(pre, db, false, &kw, pw);
 
   // Decode state. Rows are compacted as they finish; `rows[i]` is the original row index.
   Activations dec;
@@ -96,7 +97,7 @@ GenerateStats Policy::generate(const GenerateRequest& req) {
   };
   while (!rows.empty()) {
     const int n = static_cast<int>(rows.size());
-    m.be->gemm(false, true, n, V, D, 1.0f, hidden, D, m.W(m.layout.lm_head), D, 0.0f, logits.f32(), V);
+    m.linear(n, V, D, hidden, m.layout.lm_head, pw, pw ? pw->lm_head : 0, 0.0f, logits.f32());
     for (int i = 0; i < n; ++i) {
       keys[i].call_id = req.call_ids[rows[i]];
       keys[i].position = req.out_lengths[rows[i]];
@@ -129,7 +130,7 @@ GenerateStats Policy::generate(const GenerateRequest& req) {
     DeviceBatch step = m.upload_decode(dec, tok.data(), pos.data(), slot.data(), len.data(), kept,
                                        &slots_d, &lens_d);
     Qwen3Model::KvWrite dk{kc.data(), vc.data(), slots_d, max_len, lens_d};
-    m.forward_hidden(dec, step, false, &dk);
+    m.forward_hidden(dec, step, false, &dk, pw);
     hidden = dec.fnorm.f32();
   }
   gs.decode_seconds = std::chrono::duration<double>(clock::now() - t_start).count() - gs.prefill_seconds;

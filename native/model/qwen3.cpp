@@ -38,6 +38,7 @@ void Qwen3Model::init_random(uint64_t seed) {
     }
   }
   be->upload(params.data(), host.data(), layout.total * sizeof(float));
+  params_changed();
 }
 
 // Rotary tables computed the way Hugging Face does (inv_freq and angle in float32), so logits
@@ -98,7 +99,7 @@ void Qwen3Model::reserve(Activations& a, int T, bool keep, MemCategory cat) {
   const size_t t = static_cast<size_t>(T), nl = keep ? L : 1, f = sizeof(float);
   a.capacity = T;
   a.layers_kept = keep ? L : 1;
-  a.res.ensure(be, &tracker, cat, (keep ? L + 1 : 2) * t * D * f);
+  a.res.ensure(be, &tracker, cat, (keep ? L + 1 : 1) * t * D * f);
   a.ln1.ensure(be, &tracker, cat, nl * t * D * f);
   a.rstd1.ensure(be, &tracker, cat, nl * t * f);
   a.qkv_raw.ensure(be, &tracker, cat, nl * t * Ht * hd * f);
@@ -180,7 +181,48 @@ DeviceBatch Qwen3Model::upload_decode(Activations& a, const int32_t* tokens,
   return b;
 }
 
-void Qwen3Model::forward_hidden(Activations& a, const DeviceBatch& b, bool keep, const KvWrite* kv) {
+const PackedLinears* Qwen3Model::packed_linears() {
+  const int L = cfg.num_layers, D = cfg.hidden_size, hd = cfg.head_dim, I = cfg.intermediate_size;
+  const int qkv_n = (cfg.num_heads + 2 * cfg.num_kv_heads) * hd, att_n = cfg.num_heads * hd;
+  std::lock_guard lk(pack_mu_);
+  if (packed_.version == params_version) return &packed_;
+  struct Job { size_t w_off; int N, K; size_t* dst; };
+  std::vector<Job> jobs;
+  packed_.qkv.assign(L, 0), packed_.o.assign(L, 0), packed_.gate_up.assign(L, 0), packed_.down.assign(L, 0);
+  for (int l = 0; l < L; ++l) {
+    const LayerOffsets& lo = layout.layers[l];
+    jobs.push_back({lo.qkv, qkv_n, D, &packed_.qkv[l]});
+    jobs.push_back({lo.o_proj, D, att_n, &packed_.o[l]});
+    jobs.push_back({lo.gate_up, 2 * I, D, &packed_.gate_up[l]});
+    jobs.push_back({lo.down, D, I, &packed_.down[l]});
+  }
+  jobs.push_back({layout.lm_head, cfg.vocab_size, D, &packed_.lm_head});
+  size_t total = 0;
+  for (const Job& j : jobs) {
+    const size_t bytes = be->packed_weight_bytes(j.N, j.K);
+    if (bytes == 0) return nullptr;  // the backend has no packed layout
+    *j.dst = total;
+    total += (bytes + 63) / 64 * 64;
+  }
+  if (total > kMaxPackedBytes) return nullptr;
+  packed_.buf.ensure(be, &tracker, MemCategory::Workspace, total);
+  for (const Job& j : jobs)
+    be->pack_weight(W(j.w_off), j.N, j.K, static_cast<char*>(packed_.buf.data()) + *j.dst);
+  packed_.version = params_version;
+  return &packed_;
+}
+
+void Qwen3Model::linear(int T, int N, int K, const float* x, size_t w_off, const PackedLinears* pw,
+                        size_t packed_off, float beta, float* y) {
+  if (pw)
+    be->gemm_packed_weight(T, N, K, 1.0f, x, K,
+                           static_cast<const char*>(pw->buf.data()) + packed_off, beta, y, N);
+  else
+    be->gemm(false, true, T, N, K, 1.0f, x, K, W(w_off), K, beta, y, N);
+}
+
+void Qwen3Model::forward_hidden(Activations& a, const DeviceBatch& b, bool keep, const KvWrite* kv,
+                                const PackedLinears* pw) {
   const int L = cfg.num_layers, D = cfg.hidden_size, hd = cfg.head_dim, T = b.T;
   const int Hq = cfg.num_heads, Hkv = cfg.num_kv_heads, I = cfg.intermediate_size;
   const int Ht = Hq + 2 * Hkv, qkv_n = Ht * hd;
@@ -189,7 +231,10 @@ void Qwen3Model::forward_hidden(Activations& a, const DeviceBatch& b, bool keep,
   auto slot = [&](const DeviceBuffer& buf, int l, size_t per_token) {
     return buf.f32() + (keep ? static_cast<size_t>(l) : 0) * T * per_token;
   };
-  auto res = [&](int l) { return a.res.f32() + (keep ? static_cast<size_t>(l) : l % 2) * td; };
+  // Training keeps every layer's residual input and mid-layer sum for the backward. Inference
+  // keeps neither: the residual stream is updated in place (the o_proj and down GEMMs add into
+  // it with beta = 1), which gives the same bits without two copies per layer.
+  auto res = [&](int l) { return a.res.f32() + (keep ? static_cast<size_t>(l) : 0) * td; };
 
   be->embedding_forward(b.tokens, T, W(layout.embed), D, res(0));
   for (int l = 0; l < L; ++l) {
@@ -198,7 +243,7 @@ void Qwen3Model::forward_hidden(Activations& a, const DeviceBatch& b, bool keep,
     float *qkv = slot(a.qkv, l, qkv_n), *att = slot(a.att, l, Hq * hd), *mid = slot(a.mid, l, D);
     float *ln2 = slot(a.ln2, l, D), *gu = slot(a.gu, l, 2 * I), *h = slot(a.h, l, I);
     be->rmsnorm_forward(x, W(lo.input_norm), T, D, cfg.rms_norm_eps, ln1, slot(a.rstd1, l, 1));
-    be->gemm(false, true, T, qkv_n, D, 1.0f, ln1, D, W(lo.qkv), D, 0.0f, qkv_raw, qkv_n);
+    linear(T, qkv_n, D, ln1, lo.qkv, pw, pw ? pw->qkv[l] : 0, 0.0f, qkv_raw);
     be->qk_norm_rope_forward(qkv_raw, W(lo.q_norm), W(lo.k_norm), b.positions, rope_cos.f32(),
                              rope_sin.f32(), T, Hq, Hkv, hd, cfg.rms_norm_eps, qkv,
                              slot(a.qk_rstd, l, Hq + Hkv));
@@ -210,14 +255,15 @@ void Qwen3Model::forward_hidden(Activations& a, const DeviceBatch& b, bool keep,
     else
       be->attention_forward(qkv, b.cu_seqlens, b.S, b.max_seqlen, T, Hq, Hkv, hd, scale, att,
                             slot(a.lse, l, Hq));
-    be->copy(mid, x, td * sizeof(float));
-    be->gemm(false, true, T, D, Hq * hd, 1.0f, att, Hq * hd, W(lo.o_proj), Hq * hd, 1.0f, mid, D);
+    if (!keep) mid = x;
+    else be->copy(mid, x, td * sizeof(float));
+    linear(T, D, Hq * hd, att, lo.o_proj, pw, pw ? pw->o[l] : 0, 1.0f, mid);
     be->rmsnorm_forward(mid, W(lo.post_norm), T, D, cfg.rms_norm_eps, ln2, slot(a.rstd2, l, 1));
-    be->gemm(false, true, T, 2 * I, D, 1.0f, ln2, D, W(lo.gate_up), D, 0.0f, gu, 2 * I);
+    linear(T, 2 * I, D, ln2, lo.gate_up, pw, pw ? pw->gate_up[l] : 0, 0.0f, gu);
     be->swiglu_forward(gu, T, I, h);
     float* out = res(l + 1);
-    be->copy(out, mid, td * sizeof(float));
-    be->gemm(false, true, T, D, I, 1.0f, h, I, W(lo.down), I, 1.0f, out, D);
+    if (out != mid) be->copy(out, mid, td * sizeof(float));
+    linear(T, D, I, h, lo.down, pw, pw ? pw->down[l] : 0, 1.0f, out);
   }
   be->rmsnorm_forward(res(L), W(layout.final_norm), T, D, cfg.rms_norm_eps, a.fnorm.f32(),
                       a.frstd.f32());

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,7 @@ struct DeviceBatch {
 // per-layer tensors the backward needs are all kept; without, layers reuse one slot (inference).
 struct Activations {
   int capacity = 0, layers_kept = 0;
-  DeviceBuffer res;      // residual stream inputs [L+1 or 2][T, D]
+  DeviceBuffer res;      // residual stream: inputs [L+1][T, D] (training) or one [T, D] in place
   DeviceBuffer ln1, rstd1, qkv_raw, qkv, qk_rstd, att, lse, mid, ln2, rstd2, gu, h;
   DeviceBuffer fnorm, frstd;          // final norm output and rstd
   DeviceBuffer logits;                // [chunk, V]
@@ -36,6 +37,16 @@ struct Activations {
   DeviceBuffer ids;  // tokens, positions, cu_seqlens, targets (int32)
   DeviceBuffer loss_in;  // weight, old, ref, adv (float, 4 x T)
   DeviceBuffer stats;    // [T, kTokenStatCols]
+};
+
+// Inference copies of the linear weights in the backend's packed GEMM layout (Backend::
+// pack_weight), built lazily for the current params and reused by every generate call until the
+// params change. Offsets are in bytes into buf.
+struct PackedLinears {
+  DeviceBuffer buf;  // Workspace
+  uint64_t version = UINT64_MAX;  // params_version it was built from; UINT64_MAX = never built
+  std::vector<size_t> qkv, o, gate_up, down;
+  size_t lm_head = 0;
 };
 
 class Qwen3Model {
@@ -55,6 +66,17 @@ class Qwen3Model {
   DeviceBuffer rope_cos, rope_sin;      // Workspace: [rope_len, hd/2]
   int rope_len = 0;
   int opt_steps = 0;
+  // Bumped by every write to params (init, load, copy, optimizer step, write_params), all of
+  // which hold the policy's exclusive lock; invalidates the packed linears.
+  uint64_t params_version = 0;
+  void params_changed() { ++params_version; }
+  // Packed copy above this size is not made (memory over speed: a 4B-parameter config would
+  // double its 16 GB of weights); generation then uses plain gemm.
+  static constexpr size_t kMaxPackedBytes = size_t(1) << 30;
+  // The packed linears for the current params, built on first use after a change; null when the
+  // backend has no packed layout or the copy would exceed kMaxPackedBytes. Safe to call from
+  // concurrent generate calls (they hold the policy's shared lock, so params cannot change).
+  const PackedLinears* packed_linears();
   Activations train_acts;
 
   void init_random(uint64_t seed);
@@ -85,7 +107,13 @@ class Qwen3Model {
     // [0, lengths[t]) instead of running packed causal attention over the batch.
     const int32_t* lengths = nullptr;
   };
-  void forward_hidden(Activations& a, const DeviceBatch& b, bool keep_layers, const KvWrite* kv);
+  // pw: packed linears to use instead of the params for the matmuls (inference), or null.
+  void forward_hidden(Activations& a, const DeviceBatch& b, bool keep_layers, const KvWrite* kv,
+                      const PackedLinears* pw = nullptr);
+  // y[T, N] = x[T, K] @ W^T + beta * y for the linear weight at params offset w_off, from the
+  // packed copy at byte offset packed_off when pw is non-null.
+  void linear(int T, int N, int K, const float* x, size_t w_off, const PackedLinears* pw,
+              size_t packed_off, float beta, float* y);
   // Backward from d(fnorm) (in a.dln) to all parameter gradients, accumulated into grad_base.
   void backward_hidden(Activations& a, const DeviceBatch& b, float* grad_base);
   // logits for rows [r0, r0+n) of a.fnorm into a.logits.
@@ -93,6 +121,10 @@ class Qwen3Model {
   // From dlogits (in a.logits) for rows [r0, r0+n): d(fnorm) rows into a.dln, d(lm_head) +=.
   void lm_head_backward(Activations& a, int r0, int n, float* grad_base);
   int logits_chunk_rows() const;
+
+ private:
+  std::mutex pack_mu_;
+  PackedLinears packed_;
 };
 
 }  // namespace troupe

@@ -13,6 +13,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 
 namespace troupe {
 
@@ -63,6 +64,11 @@ struct SampleRowKey {
 };
 
 class Backend {
+ protected:
+  [[noreturn]] static void throw_no_packed_weights() {
+    throw std::logic_error("this backend has no packed weight layout (packed_weight_bytes is 0)");
+  }
+
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
@@ -82,6 +88,23 @@ class Backend {
   // beta == 0 means C is not read (may hold NaN).
   virtual void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
                     int lda, const float* B, int ldb, float beta, float* C, int ldc) = 0;
+  // Optional prepacked weights for inference: a backend whose GEMM repacks its B operand may
+  // offer a layout that W [N, K] (the x @ W^T of every linear layer) is converted to once, so the
+  // many decode steps of a generation skip the repacking. packed_weight_bytes returns 0 when the
+  // backend has no such layout (then the other two are never called and plain gemm is used).
+  // gemm_packed_weight must give exactly gemm(false, true, M, N, K, alpha, A, lda, W, K, beta, C,
+  // ldc)'s result.
+  virtual size_t packed_weight_bytes(int N, int K) { (void)N, (void)K; return 0; }
+  virtual void pack_weight(const float* W, int N, int K, void* packed) {
+    (void)W, (void)N, (void)K, (void)packed;
+    throw_no_packed_weights();
+  }
+  virtual void gemm_packed_weight(int M, int N, int K, float alpha, const float* A, int lda,
+                                  const void* packed, float beta, float* C, int ldc) {
+    (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)packed, (void)beta, (void)C,
+        (void)ldc;
+    throw_no_packed_weights();
+  }
   virtual void add_inplace(float* y, const float* x, size_t n) = 0;          // y += x
   virtual void axpy(float* y, const float* x, float a, size_t n) = 0;        // y += a*x
   virtual void scale_inplace(float* x, float s, size_t n) = 0;               // x *= s

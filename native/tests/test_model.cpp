@@ -263,6 +263,56 @@ TEST(generation_independent_of_batch_composition_and_threads) {
   CHECK(lp_t1 == lp_all);
 }
 
+TEST(generation_sees_every_weight_change) {
+  // Generation runs on a packed copy of the weights made on first use; every way the weights can
+  // change (write_params, an optimizer step, copy_from) must be visible to the next generate
+  // call: its output equals that of a fresh policy holding the same weights.
+  ModelConfig c = small_test_config();
+  const WeightLayout layout = WeightLayout::build(c);
+  Packed prompts = random_packed({4, 7, 3}, c.vocab_size, 41);
+  const std::vector<uint64_t> ids = {1, 2, 3};
+  auto same_as_fresh = [&](Policy& pol, const char* what) {
+    std::vector<float> w(layout.total);
+    pol.read_params(w.data());
+    Policy fresh(c, cpu_backend(), 99);
+    fresh.write_params(w.data());
+    std::vector<float> lp_a, lp_b;
+    const auto a = gen_rows(pol, prompts, ids, &lp_a);
+    const auto b = gen_rows(fresh, prompts, ids, &lp_b);
+    CHECK_MSG(a == b && lp_a == lp_b, "generation after " << what << " used stale weights");
+    return lp_a;
+  };
+  Policy pol(c, cpu_backend(), 1);
+  const auto lp0 = same_as_fresh(pol, "construction");
+  const int64_t workspace = pol.memory().current[static_cast<int>(MemCategory::Workspace)];
+  CHECK(workspace > 0);
+  auto p2 = random_params(layout, 42);
+  pol.write_params(p2.data());
+  CHECK(same_as_fresh(pol, "write_params") != lp0);
+  // One GRPO step on a generated completion.
+  std::vector<float> lp;
+  gen_rows(pol, prompts, ids, &lp);
+  Packed seqs = random_packed({6, 9}, c.vocab_size, 43);
+  std::vector<uint8_t> mask(seqs.tokens.size(), 1);
+  std::vector<float> old(seqs.tokens.size()), adv = {1.0f, -1.0f};
+  pol.forward_logprobs(seqs.view(), 1.0f, old.data(), nullptr);
+  TrainBatch tb;
+  tb.seqs = seqs.view();
+  tb.loss_mask = mask.data();
+  tb.old_logp = old.data();
+  tb.advantages = adv.data();
+  pol.accumulate(tb, LossSpec{}, PieceOptions{});
+  OptimParams op;
+  op.lr = 1e-2f;
+  pol.step(op);
+  same_as_fresh(pol, "an optimizer step");
+  Policy other(c, cpu_backend(), 7);
+  pol.copy_from(other, false);
+  same_as_fresh(pol, "copy_from");
+  // The packed copy is workspace memory of this policy, rebuilt in place (not accumulated).
+  CHECK(pol.memory().current[static_cast<int>(MemCategory::Workspace)] == workspace);
+}
+
 TEST(bad_inputs_throw_naming_the_argument) {
   ModelConfig c = small_test_config();
   Policy pol(c, cpu_backend(), 1);

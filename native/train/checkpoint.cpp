@@ -89,6 +89,7 @@ std::unique_ptr<Qwen3Model> load_checkpoint(const std::string& dir, Backend* be)
     ck.read_f32(t.name, stage.data(), t.numel);
     be->upload(m->params.f32() + t.offset, stage.data(), t.numel * sizeof(float));
   }
+  m->params_changed();
   const std::string opt_path = dir + "/optimizer.safetensors";
   if (file_exists(opt_path)) {
     io::SafetensorsReader r = io::SafetensorsReader::open(opt_path);

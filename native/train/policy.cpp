@@ -48,6 +48,7 @@ void Policy::copy_from(Policy& other, bool with_optimizer) {
     throw std::invalid_argument("copyFrom: the two policies have different shapes");
   if (a.be != b.be) throw std::invalid_argument("copyFrom: the two policies live on different devices");
   a.be->copy(a.params.data(), b.params.data(), a.layout.total * sizeof(float));
+  a.params_changed();
   if (with_optimizer && !b.adam_m.empty()) {
     a.ensure_optimizer();
     a.be->copy(a.adam_m.data(), b.adam_m.data(), a.adam_m.bytes());
@@ -78,6 +79,7 @@ void Policy::read_params(float* dst) const {
 void Policy::write_params(const float* src) {
   std::unique_lock lk(mu_);
   model_->be->upload(model_->params.data(), src, model_->layout.total * sizeof(float));
+  model_->params_changed();
 }
 
 void Policy::read_grads(float* dst) const {
@@ -329,6 +331,7 @@ StepStats Policy::step(const OptimParams& p) {
   ++m.opt_steps;
   m.be->adamw(m.params.f32(), m.grads.f32(), m.adam_m.f32(), m.adam_v.f32(), n, p.lr, p.beta1,
               p.beta2, p.eps, p.weight_decay, m.opt_steps, static_cast<float>(s.clip_scale));
+  m.params_changed();
   m.be->zero(m.grads.data(), m.grads.bytes());
   s.step = m.opt_steps;
   return s;
