@@ -117,7 +117,7 @@ export class RolloutEngine implements RoleSampler {
     const batches = prepareBatches(requests, this.tokenizer, sampling.seed, this.names);
     const chunks = planChunks(batches.map(rowWeights), this.budget.workers);
     // Largest chunks are queued first; the pool hands each to the next free worker.
-    await Promise.all(chunks.map((c) => this.runChunk(batches[c.batch]!, c, sampling)));
+    const done = await Promise.all(chunks.map((c) => this.runChunk(batches[c.batch]!, c, sampling)));
     const results = collectResults(requests.length, batches, this.tokenizer, [...this.stopTokens]);
     this.lastStats = {
       rows: requests.length,
@@ -125,6 +125,7 @@ export class RolloutEngine implements RoleSampler {
       newTokens: generatedTokens(batches),
       calls: chunks.length,
       seconds: (performance.now() - t0) / 1000,
+      nativeSeconds: done.reduce((sum, r) => sum + r.seconds, 0),
     };
     return results;
   }

@@ -54,6 +54,7 @@ export class InProcessSampler implements RoleSampler {
   private async sampleWith(requests: readonly SampleRequest[], sampling: RolloutSampling): Promise<SampleResult[]> {
     const t0 = performance.now();
     const batches = prepareBatches(requests, this.tokenizer, sampling.seed, this.names);
+    let nativeSeconds = 0;
     for (const b of batches) {
       const policy = this.policies.get(b.policy)!;
       const req = {
@@ -69,12 +70,14 @@ export class InProcessSampler implements RoleSampler {
       const before = this.threads === undefined ? 0 : getThreads();
       if (this.threads !== undefined) setThreads(this.threads, 'thread');
       let pending;
+      const tc = performance.now();
       try {
         pending = policy.generate(req);
       } finally {
         if (this.threads !== undefined) setThreads(before, 'thread');
       }
       await pending;
+      nativeSeconds += (performance.now() - tc) / 1000;
     }
     const results = collectResults(requests.length, batches, this.tokenizer, this.stopTokens);
     this.lastStats = {
@@ -83,6 +86,7 @@ export class InProcessSampler implements RoleSampler {
       newTokens: generatedTokens(batches),
       calls: batches.length,
       seconds: (performance.now() - t0) / 1000,
+      nativeSeconds,
     };
     return results;
   }

@@ -24,6 +24,8 @@ export interface SampleStats {
   calls: number;
   /** Wall time of the call, rendering and decoding included. */
   seconds: number;
+  /** Seconds inside the native generate calls, summed over calls (busy time of the samplers). */
+  nativeSeconds: number;
 }
 
 /** Full sampling settings from partial ones (DEFAULT_SAMPLING fills the gaps). */
