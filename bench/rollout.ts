@@ -3,8 +3,11 @@
 // threads per call = cores), for (a) one policy x 64 requests and (b) three isolated policies x 32
 // requests each, tiny preset, 48 new tokens per request (no stop tokens, so every row generates
 // exactly its budget). Timed: the whole sample() call (chat rendering, packing, native sampling,
-// decoding). One warm-up, then the median of the timed runs. Human table first, one JSON line last.
-// "vs in-process" is relative to the in-process sampler on all cores (the issue's baseline).
+// decoding). One warm-up each, then rounds in which every sampler runs once in turn; tokens/s is
+// from the median time, and "vs in-process" is the median over rounds of that round's time ratio
+// to the in-process sampler on all cores (the issue's baseline), which a shared machine's slow
+// spells affect far less than a ratio of separately measured medians. Human table first, one
+// JSON line last.
 //
 // Flags: --preset tiny|small|medium  --new-tokens N  --repeats K  --pool WxT[,WxT...] (default: auto)
 import { performance } from 'node:perf_hooks';
@@ -83,18 +86,25 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-async function measure(sampler: RolloutSampler, names: string[], perPolicy: number, args: Args): Promise<{ tokensPerS: number; seconds: number; tokens: number }> {
-  await sampler.sample(requests(names, perPolicy, args.newTokens, 0)); // warm-up
-  const times: number[] = [];
-  let tokens = 0;
+interface Timed {
+  label: string;
+  sampler: RolloutSampler;
+  times: number[];
+  tokens: number;
+}
+
+// Samplers run in turn within each round (A B C, A B C, ...), so a slow spell of a shared machine
+// hits all of them alike; the speedup is the median over rounds of the round's own ratio.
+async function measureInterleaved(timed: Timed[], names: string[], perPolicy: number, args: Args): Promise<void> {
+  for (const t of timed) await t.sampler.sample(requests(names, perPolicy, args.newTokens, 0)); // warm-up
   for (let r = 1; r <= args.repeats; r++) {
-    const t0 = performance.now();
-    await sampler.sample(requests(names, perPolicy, args.newTokens, r));
-    times.push((performance.now() - t0) / 1000);
-    tokens = sampler.lastStats!.newTokens;
+    for (const t of timed) {
+      const t0 = performance.now();
+      await t.sampler.sample(requests(names, perPolicy, args.newTokens, r));
+      t.times.push((performance.now() - t0) / 1000);
+      t.tokens = t.sampler.lastStats!.newTokens;
+    }
   }
-  const seconds = median(times);
-  return { tokensPerS: tokens / seconds, seconds, tokens };
 }
 
 async function main(): Promise<void> {
@@ -113,25 +123,29 @@ async function main(): Promise<void> {
   for (const sc of scenarios) {
     const policies = new Map(sc.names.map((n) => [n, all.get(n)!]));
     const common = { policies, tokenizer, sampling: { temperature: 0.7, seed: 1 }, stopTokens: [] };
-    const base = await measure(new InProcessSampler(common), sc.names, sc.perPolicy, args);
-    results.push({ scenario: sc.name, sampler: `in-process ${cores} thread(s)`, ...base, speedup: 1 });
-    if (cores > 1) {
-      // Context for the comparison: the same single call with one thread.
-      const single = await measure(new InProcessSampler({ ...common, threads: 1 }), sc.names, sc.perPolicy, args);
-      results.push({ scenario: sc.name, sampler: 'in-process 1 thread', ...single, speedup: single.tokensPerS / base.tokensPerS });
-    }
-    for (const shape of args.pools) {
-      const engine = new RolloutEngine({ ...common, ...(shape === 'auto' ? {} : shape) });
-      try {
-        const m = await measure(engine, sc.names, sc.perPolicy, args);
+    const timed: Timed[] = [{ label: `in-process ${cores} thread(s)`, sampler: new InProcessSampler(common), times: [], tokens: 0 }];
+    // Context for the comparison: the same single call with one thread.
+    if (cores > 1) timed.push({ label: 'in-process 1 thread', sampler: new InProcessSampler({ ...common, threads: 1 }), times: [], tokens: 0 });
+    const engines: RolloutEngine[] = [];
+    try {
+      for (const shape of args.pools) {
+        const engine = new RolloutEngine({ ...common, ...(shape === 'auto' ? {} : shape) });
+        engines.push(engine);
         const { workers, threadsPerCall } = engine.budget;
-        results.push({ scenario: sc.name, sampler: `pool ${workers}x${threadsPerCall}`, ...m, speedup: m.tokensPerS / base.tokensPerS });
-      } finally {
-        await engine.destroy();
+        timed.push({ label: `pool ${workers}x${threadsPerCall}`, sampler: engine, times: [], tokens: 0 });
       }
+      await measureInterleaved(timed, sc.names, sc.perPolicy, args);
+    } finally {
+      for (const e of engines) await e.destroy();
+    }
+    const base = timed[0]!;
+    for (const t of timed) {
+      const seconds = median(t.times);
+      const speedup = median(t.times.map((x, r) => base.times[r]! / x));
+      results.push({ scenario: sc.name, sampler: t.label, tokens: t.tokens, seconds, tokensPerS: t.tokens / seconds, speedup });
     }
   }
-  console.log(`troupe rollout benchmark: ${args.preset} preset, ${args.newTokens} new tokens per request, T=0.7, ${cores} cores, median of ${args.repeats} after 1 warm-up`);
+  console.log(`troupe rollout benchmark: ${args.preset} preset, ${args.newTokens} new tokens per request, T=0.7, ${cores} cores, ${args.repeats} interleaved rounds after 1 warm-up (medians)`);
   const header = ['scenario', 'sampler', 'tokens', 'seconds', 'tokens/s', 'vs in-process'];
   const rows = results.map((r) => [
     String(r.scenario),

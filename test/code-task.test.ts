@@ -5,6 +5,7 @@ import type { CodeProblemData } from '../src/tasks/code/generator.js';
 import { runProgram, runSource } from '../src/tasks/code/interpreter.js';
 import { parseProgram } from '../src/tasks/code/parser.js';
 import { CodeTask, fenceProgram, gradeProgramOutput } from '../src/tasks/code/task.js';
+import { trainPoolOf } from '../src/tasks/pools.js';
 import { rngFor, SeededRng } from '../src/tasks/rng.js';
 
 const value = (src: string, x = 0): number | string => {
@@ -247,6 +248,25 @@ describe('code task', () => {
     const byPrompt = new CodeTask({ splitBy: 'prompt' });
     const trainPrompts = new Set(byPrompt.problems('train', 1000, 1).map((p) => p.prompt));
     expect(byPrompt.problems('test', 500, 1).filter((p) => trainPrompts.has(p.prompt))).toEqual([]);
+  });
+
+  it('pools warm-up and RL problems by the key the split used', () => {
+    // Program split: a program is warm-up or RL, never both. Prompt split (difficulty easy):
+    // pools are disjoint in prompts, and the same programs appear in both.
+    const byProgram = task.problems('train', 600, 5);
+    const poolOfProgram = new Map<string, string>();
+    for (const p of byProgram) {
+      const pool = trainPoolOf(p);
+      expect(poolOfProgram.get(p.answer) ?? pool).toBe(pool);
+      poolOfProgram.set(p.answer, pool);
+    }
+    const easy = new CodeTask({ level: 1, splitBy: 'prompt' }).problems('train', 600, 5);
+    const warm = easy.filter((p) => trainPoolOf(p) === 'warmup');
+    const rl = easy.filter((p) => trainPoolOf(p) === 'rl');
+    const warmPrompts = new Set(warm.map((p) => p.prompt));
+    expect(rl.filter((p) => warmPrompts.has(p.prompt))).toEqual([]);
+    const warmPrograms = new Set(warm.map((p) => p.answer));
+    expect(rl.filter((p) => warmPrograms.has(p.answer)).length).toBeGreaterThan(rl.length * 0.9);
   });
 
   it('shows examples that identify the target among the enabled programs', () => {

@@ -136,6 +136,7 @@ export interface MemoryCategories {
   optimizer: number;
   activations: number;
   kvCache: number;
+  /** Rotary tables and the packed inference copy of the weights (built on first generate). */
   workspace: number;
 }
 

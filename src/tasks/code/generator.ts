@@ -59,6 +59,8 @@ export interface CodeProblemData {
   examples: CodeExample[];
   /** The hidden tests that decide the reward. */
   tests: CodeExample[];
+  /** What the train/test split hashed (the program or the prompt, per `splitBy`); training pools use it too. */
+  splitKey?: string;
 }
 
 /** A candidate target: a family and one parameter tuple. */
@@ -130,7 +132,7 @@ export function generateCodeProblem(u: CodeUniverse, split: 'train' | 'test', se
     const prompt = codePrompt(examples);
     if (c.splitBy === 'prompt' && splitOfKey(prompt, c.testFraction) !== split) continue;
     checkAgainstInterpreter(program, tests);
-    const data: CodeProblemData = { program, family: family.name, params, examples, tests };
+    const data: CodeProblemData = { program, family: family.name, params, examples, tests, splitKey: c.splitBy === 'program' ? program : prompt };
     return { id: `code:${split}:${seed}:${index}`, prompt, answer: program, data };
   }
   throw new Error(`code generator: no identifiable problem after ${MAX_ATTEMPTS} attempts; config: ${JSON.stringify(c)}`);
