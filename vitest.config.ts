@@ -9,5 +9,8 @@ export default defineConfig({
     // thread budgets stay sane.
     fileParallelism: false,
     pool: 'forks',
+    // The CPU backend fills every new buffer with NaN (native/cpu/cpu_backend.cpp), so reading
+    // memory a kernel never wrote fails the tests instead of passing on fresh zero pages.
+    env: { TROUPE_POISON_ALLOCATIONS: '1' },
   },
 });

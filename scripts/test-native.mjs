@@ -11,5 +11,8 @@ if (!exe) {
   console.error('native test binary not found; build first with `npm install` or `npm run build`');
   process.exit(1);
 }
-const r = spawnSync(exe, process.argv.slice(2), { stdio: 'inherit' });
+// Every CPU buffer starts as NaN in the tests (cpu_backend.cpp), so a kernel that reads memory it
+// never wrote fails here instead of passing on the zero pages a fresh allocation happens to get.
+const env = { ...process.env, TROUPE_POISON_ALLOCATIONS: '1' };
+const r = spawnSync(exe, process.argv.slice(2), { stdio: 'inherit', env });
 process.exit(r.status ?? 1);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -87,7 +88,20 @@ BlockCache& blocks() {
 class CpuBackend final : public Backend {
  public:
   const char* name() const override { return "cpu"; }
-  void* malloc_bytes(size_t bytes) override { return blocks().allocate(bytes); }
+  void* malloc_bytes(size_t bytes) override {
+    void* p = blocks().allocate(bytes);
+    // TROUPE_POISON_ALLOCATIONS=1 (tests) fills every new buffer with NaN, so code that reads
+    // memory it never wrote (fresh pages are zero, recycled blocks are not) fails loudly.
+    static const bool poison = [] {
+      const char* v = std::getenv("TROUPE_POISON_ALLOCATIONS");
+      return v && *v && *v != '0';
+    }();
+    if (poison) {
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      std::fill_n(static_cast<float*>(p), bytes / sizeof(float), nan);
+    }
+    return p;
+  }
   void free_bytes(void* p) override { blocks().release(p); }
   void upload(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void download(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
