@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <sstream>
@@ -28,7 +27,7 @@ double now() {
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  return getenv("TROUPE_BENCH_MIN") ? v[0] : v[v.size() / 2];
+  return v[v.size() / 2];
 }
 
 // Matmul FLOPs per token of the forward pass (2 per multiply-add), excluding attention scores.
@@ -122,7 +121,7 @@ int model_bench_main(int argc, char** argv) {
     std::vector<double> ts;
     for (int r = 0; r < (do_sample ? repeats + 1 : 0); ++r) {
       double t0 = now();
-      { auto gs_ = pol.generate(g); if (getenv("TROUPE_BENCH_SPLIT")) std::fprintf(stderr, "prefill %.4f decode %.4f\n", gs_.prefill_seconds, gs_.decode_seconds); }
+      pol.generate(g);
       if (r > 0) ts.push_back(now() - t0);
     }
     const double tsample = do_sample ? median(ts) : 0.0 / 0.0;

@@ -85,11 +85,10 @@ void decode_row_fixed(const DecodeRow& r, std::vector<f16v>& scratch) {
       }
     }
     // Lanes past the row's end are -inf (p = 0); their products are stale and masked away.
-    const f16v keep = vec::iota() < static_cast<float>(n) ? vec::splat(0.0f) : vec::splat(-kInf);
-    for (int h = 0; h < Hq; ++h) {
-      const f16v sc = vec::hsum16x16(prod + h * vec::kLanes);
-      scores_v[h * Lv + j0 / vec::kLanes] = vec::iota() < static_cast<float>(n) ? sc : keep;
-    }
+    const auto valid = vec::iota() < static_cast<float>(n);
+    for (int h = 0; h < Hq; ++h)
+      scores_v[h * Lv + j0 / vec::kLanes] =
+          valid ? vec::hsum16x16(prod + h * vec::kLanes) : vec::splat(-kInf);
   }
   float* scores = reinterpret_cast<float*>(scores_v);  // [Hq][Lp]
   float inv[kMaxDecodeHeads];
@@ -113,10 +112,10 @@ void decode_row_fixed(const DecodeRow& r, std::vector<f16v>& scratch) {
 void decode_row_generic(const DecodeRow& r, std::vector<float>& scratch) {
   const int L = r.L, Hq = r.Hq, hd = r.hd;
   const size_t Lp = round_up(L, vec::kLanes);
-  scratch.assign(static_cast<size_t>(Hq) * (Lp + hd) + hd, 0.0f);
-  float* scores = scratch.data();
-  float* q = scores + static_cast<size_t>(Hq) * Lp;  // [Hq * hd] scaled, then the accumulators
-  std::vector<float> acc(static_cast<size_t>(hd));
+  scratch.resize(static_cast<size_t>(Hq) * (Lp + hd) + hd);
+  float* scores = scratch.data();                      // [Hq, Lp]
+  float* q = scores + static_cast<size_t>(Hq) * Lp;    // [Hq, hd], scaled
+  float* acc = q + static_cast<size_t>(Hq) * hd;       // [hd], one head at a time
   for (int i = 0; i < Hq * hd; ++i) q[i] = r.q[i] * r.scale;
   for (int h = 0; h < Hq; ++h) {
     const size_t kv_off = r.base + static_cast<size_t>(h / r.group) * hd;
@@ -129,7 +128,7 @@ void decode_row_generic(const DecodeRow& r, std::vector<float>& scratch) {
     }
     for (size_t j = L; j < Lp; ++j) s[j] = -kInf;
     const float inv = softmax_unnormalised(s, Lp);
-    std::fill(acc.begin(), acc.end(), 0.0f);
+    std::fill(acc, acc + hd, 0.0f);
     for (int j = 0; j < L; ++j) {
       const float* v = r.v_cache + kv_off + static_cast<size_t>(j) * r.pos_stride;
       for (int d = 0; d < hd; ++d) acc[d] += s[j] * v[d];

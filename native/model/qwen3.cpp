@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "../core/philox.h"
 
@@ -181,34 +183,42 @@ DeviceBatch Qwen3Model::upload_decode(Activations& a, const int32_t* tokens,
   return b;
 }
 
-const PackedLinears* Qwen3Model::packed_linears() {
+void Qwen3Model::plan_packed_linears() {
   const int L = cfg.num_layers, D = cfg.hidden_size, hd = cfg.head_dim, I = cfg.intermediate_size;
   const int qkv_n = (cfg.num_heads + 2 * cfg.num_kv_heads) * hd, att_n = cfg.num_heads * hd;
-  std::lock_guard lk(pack_mu_);
-  if (packed_.version == params_version) return &packed_;
-  struct Job { size_t w_off; int N, K; size_t* dst; };
-  std::vector<Job> jobs;
-  packed_.qkv.assign(L, 0), packed_.o.assign(L, 0), packed_.gate_up.assign(L, 0), packed_.down.assign(L, 0);
+  PackedLinears& p = packed_;
+  p.planned = true;
+  p.qkv.assign(L, 0), p.o.assign(L, 0), p.gate_up.assign(L, 0), p.down.assign(L, 0);
+  std::vector<std::pair<PackedLinears::Entry, size_t*>> plan;
   for (int l = 0; l < L; ++l) {
     const LayerOffsets& lo = layout.layers[l];
-    jobs.push_back({lo.qkv, qkv_n, D, &packed_.qkv[l]});
-    jobs.push_back({lo.o_proj, D, att_n, &packed_.o[l]});
-    jobs.push_back({lo.gate_up, 2 * I, D, &packed_.gate_up[l]});
-    jobs.push_back({lo.down, D, I, &packed_.down[l]});
+    plan.push_back({{lo.qkv, qkv_n, D, 0}, &p.qkv[l]});
+    plan.push_back({{lo.o_proj, D, att_n, 0}, &p.o[l]});
+    plan.push_back({{lo.gate_up, 2 * I, D, 0}, &p.gate_up[l]});
+    plan.push_back({{lo.down, D, I, 0}, &p.down[l]});
   }
-  jobs.push_back({layout.lm_head, cfg.vocab_size, D, &packed_.lm_head});
+  plan.push_back({{layout.lm_head, cfg.vocab_size, D, 0}, &p.lm_head});
   size_t total = 0;
-  for (const Job& j : jobs) {
-    const size_t bytes = be->packed_weight_bytes(j.N, j.K);
-    if (bytes == 0) return nullptr;  // the backend has no packed layout
-    *j.dst = total;
+  for (auto& [e, slot] : plan) {
+    const size_t bytes = be->packed_weight_bytes(e.N, e.K);
+    if (bytes == 0) return;  // the backend has no packed layout: total stays 0
+    e.offset = *slot = total;
     total += (bytes + 63) / 64 * 64;
+    p.entries.push_back(e);
   }
-  if (total > kMaxPackedBytes) return nullptr;
-  packed_.buf.ensure(be, &tracker, MemCategory::Workspace, total);
-  for (const Job& j : jobs)
-    be->pack_weight(W(j.w_off), j.N, j.K, static_cast<char*>(packed_.buf.data()) + *j.dst);
-  packed_.version = params_version;
+  if (total <= kMaxPackedBytes) p.total = total;
+}
+
+const PackedLinears* Qwen3Model::packed_linears() {
+  std::lock_guard lk(pack_mu_);
+  if (!packed_.planned) plan_packed_linears();
+  if (packed_.total == 0) return nullptr;
+  if (packed_.version != params_version) {
+    packed_.buf.ensure(be, &tracker, MemCategory::Workspace, packed_.total);
+    for (const PackedLinears::Entry& e : packed_.entries)
+      be->pack_weight(W(e.w_off), e.N, e.K, static_cast<char*>(packed_.buf.data()) + e.offset);
+    packed_.version = params_version;
+  }
   return &packed_;
 }
 

@@ -47,6 +47,12 @@ struct PackedLinears {
   uint64_t version = UINT64_MAX;  // params_version it was built from; UINT64_MAX = never built
   std::vector<size_t> qkv, o, gate_up, down;
   size_t lm_head = 0;
+  // The layout, planned once (it depends only on the config and the backend): one entry per
+  // linear weight, and the total bytes (0 = not packed: no packed layout, or too large).
+  struct Entry { size_t w_off; int N, K; size_t offset; };
+  std::vector<Entry> entries;
+  size_t total = 0;
+  bool planned = false;
 };
 
 class Qwen3Model {
@@ -123,6 +129,7 @@ class Qwen3Model {
   int logits_chunk_rows() const;
 
  private:
+  void plan_packed_linears();
   std::mutex pack_mu_;
   PackedLinears packed_;
 };

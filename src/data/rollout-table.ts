@@ -190,15 +190,8 @@ export function buildRolloutTable(input: RolloutTableInput): RolloutTable {
 }
 
 /** A row of a rollout record batch read back; token arrays are views into the batch. */
-export interface RolloutRecord {
-  episode: number;
-  group: string;
-  role: string;
-  copy: number;
-  turn: number;
-  policy: string;
-  callId: string;
-  call: number;
+export interface RolloutRecord
+  extends Omit<RolloutRow, 'promptTokens' | 'completionTokens' | 'logprobs' | 'finish' | 'parse'> {
   /** Prompt + completion. */
   tokens: Int32Array;
   promptTokens: Int32Array;
@@ -206,11 +199,9 @@ export interface RolloutRecord {
   /** Sampling log-probs of the completion tokens. */
   logprobs: Float32Array;
   finish: string;
+  parse: string;
   reward: number;
   advantage: number;
-  text: string;
-  parse: string;
-  parseNote: string;
 }
 
 /** Reads row `i` of a rollout record batch (analysis, tests). */

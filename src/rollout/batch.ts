@@ -1,6 +1,7 @@
 // The part of sampling shared by the pool and the in-process sampler: render every request with
 // the chat template, group rows by (policy, sampler seed), pack each group into SharedArrayBuffer-
 // backed arrays the native core writes into, and turn the written outputs back into results.
+import { performance } from 'node:perf_hooks';
 import { renderChatTokens } from '../chat/render.js';
 import {
   allocGenerateOutputs,
@@ -13,6 +14,7 @@ import {
 import type { Tokenizer } from '../tokenizer/types.js';
 import type { SampleRequest, SampleResult } from '../workflows/sampler.js';
 import { mixSeeds, nativeCallId } from './call-id.js';
+import type { SampleStats } from './options.js';
 
 /** Sampling settings of an engine (the run seed is mixed with each call key's seed). */
 export interface RolloutSampling {
@@ -128,9 +130,16 @@ export function collectResults(
   return results;
 }
 
-/** Generated tokens across batches (throughput accounting). */
-export function generatedTokens(batches: readonly PolicyBatch[]): number {
-  let n = 0;
-  for (const b of batches) for (const l of b.out.lengths) n += l;
-  return n;
+/** The statistics of one sample() call over `batches`, started at `t0` (performance.now()). */
+export function sampleStats(rows: number, batches: readonly PolicyBatch[], calls: number, t0: number, nativeSeconds: number): SampleStats {
+  let newTokens = 0;
+  for (const b of batches) for (const l of b.out.lengths) newTokens += l;
+  return {
+    rows,
+    promptTokens: batches.reduce((s, b) => s + b.prompts.tokens.length, 0),
+    newTokens,
+    calls,
+    seconds: (performance.now() - t0) / 1000,
+    nativeSeconds,
+  };
 }

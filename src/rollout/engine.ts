@@ -10,7 +10,7 @@ import { Piscina } from 'piscina';
 import { allocInt32, hardwareCores, packageRoot, type Policy } from '../native/index.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import type { RoleSampler, SampleRequest, SampleResult } from '../workflows/sampler.js';
-import { collectResults, generatedTokens, prepareBatches, type PolicyBatch, type RolloutSampling } from './batch.js';
+import { collectResults, prepareBatches, sampleStats, type PolicyBatch, type RolloutSampling } from './batch.js';
 import { checkSamplerOptions, resolveSampling, type SampleStats, type SamplerOptions } from './options.js';
 import { planChunks, type Chunk } from './plan.js';
 import type { GenerateTask, GenerateTaskResult, WorkerInit } from './task.js';
@@ -119,14 +119,8 @@ export class RolloutEngine implements RoleSampler {
     // Largest chunks are queued first; the pool hands each to the next free worker.
     const done = await Promise.all(chunks.map((c) => this.runChunk(batches[c.batch]!, c, sampling)));
     const results = collectResults(requests.length, batches, this.tokenizer, [...this.stopTokens]);
-    this.lastStats = {
-      rows: requests.length,
-      promptTokens: batches.reduce((s, b) => s + b.prompts.tokens.length, 0),
-      newTokens: generatedTokens(batches),
-      calls: chunks.length,
-      seconds: (performance.now() - t0) / 1000,
-      nativeSeconds: done.reduce((sum, r) => sum + r.seconds, 0),
-    };
+    const busy = done.reduce((sum, r) => sum + r.seconds, 0);
+    this.lastStats = sampleStats(requests.length, batches, chunks.length, t0, busy);
     return results;
   }
 

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { getThreads, setThreads, type Policy } from '../native/index.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import type { RoleSampler, SampleRequest, SampleResult } from '../workflows/sampler.js';
-import { collectResults, generatedTokens, prepareBatches, type RolloutSampling } from './batch.js';
+import { collectResults, prepareBatches, sampleStats, type RolloutSampling } from './batch.js';
 import { checkSamplerOptions, resolveSampling, type SampleStats, type SamplerOptions } from './options.js';
 
 /** Options of the in-process sampler. */
@@ -80,14 +80,7 @@ export class InProcessSampler implements RoleSampler {
       nativeSeconds += (performance.now() - tc) / 1000;
     }
     const results = collectResults(requests.length, batches, this.tokenizer, this.stopTokens);
-    this.lastStats = {
-      rows: requests.length,
-      promptTokens: batches.reduce((s, b) => s + b.prompts.tokens.length, 0),
-      newTokens: generatedTokens(batches),
-      calls: batches.length,
-      seconds: (performance.now() - t0) / 1000,
-      nativeSeconds,
-    };
+    this.lastStats = sampleStats(requests.length, batches, batches.length, t0, nativeSeconds);
     return results;
   }
 }

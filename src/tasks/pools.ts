@@ -9,16 +9,14 @@ import type { Problem, Task } from './task.js';
 export type TrainPool = 'warmup' | 'rl';
 
 /**
- * The content key a problem is pooled by: the same key the train/test split uses (a task's
- * `splitKey`, the math expression, the code task's target program), else the prompt. Ids are
- * positional, so two ids can carry the same problem; pooling by content keeps the pools disjoint
- * in what they teach.
+ * The content key a problem is pooled by: the same key the train/test split uses (the code
+ * task's `splitKey`, the math expression), else the prompt. Ids are positional, so two ids can
+ * carry the same problem; pooling by content keeps the pools disjoint in what they teach.
  */
 export function poolKey(problem: Problem): string {
-  const data = (problem.data ?? {}) as { splitKey?: unknown; expression?: unknown; program?: unknown };
+  const data = (problem.data ?? {}) as { splitKey?: unknown; expression?: unknown };
   if (typeof data.splitKey === 'string') return data.splitKey;
   if (typeof data.expression === 'string') return data.expression;
-  if (typeof data.program === 'string') return data.program;
   return problem.prompt;
 }
 
