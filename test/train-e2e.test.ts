@@ -10,6 +10,7 @@ import { MetricsLog } from '../src/data/metrics-log.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig } from '../src/rl/config.js';
 import { isProcessLocalColumn } from '../src/rl/metrics-row.js';
 import { train } from '../src/rl/trainer.js';
+import { stageShape, type ShapeReport } from '../src/rollout/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'dist/src/cli/main.js');
@@ -47,6 +48,12 @@ describe('training end to end', () => {
     expect(Number(rows[9]['generator.grad_mass'])).toBeCloseTo(1, 6);
     expect(Number(rows[9]['policy.mem.weights'])).toBeGreaterThan(0);
     expect(existsSync(path.join(cfg.outDir, 'transcripts/eval-step-0000.md'))).toBe(true);
+    // The pool's measured schedule choice is saved: every training rollout (16 x 8 rows) counted.
+    const schedules = JSON.parse(readFileSync(path.join(cfg.outDir, 'rollout-schedule.json'), 'utf8')) as ShapeReport[];
+    const stage = schedules.find((r) => r.shape === stageShape(1, 128))!;
+    expect(stage.calls).toBe(10);
+    expect((stage.split?.calls ?? 0) + (stage.serial?.calls ?? 0)).toBe(10);
+    expect(['split', 'serial']).toContain(stage.choice);
   }, 1_200_000); // builds the base model on a fresh checkout (a few minutes on 2 cores)
 
   it('a run killed with SIGKILL and resumed ends with the metrics of an uninterrupted run', async () => {

@@ -12,7 +12,7 @@ import { keyValueBlock } from './table.js';
 import type { CliIO } from './train-command.js';
 
 /** Train settings `troupe eval` may override. */
-export const EVAL_FIELDS = ['evalProblems', 'evalGreedy', 'seed', 'temperature', 'maxNewTokens', 'transcripts', 'workers', 'threadsPerCall'] as const satisfies readonly (keyof TrainConfig)[];
+export const EVAL_FIELDS = ['evalProblems', 'evalGreedy', 'seed', 'temperature', 'maxNewTokens', 'transcripts', 'workers', 'threadsPerCall', 'rolloutSchedule'] as const satisfies readonly (keyof TrainConfig)[];
 
 const EVAL_FLAGS = [
   ...EVAL_FIELDS.map((f) => ({ name: kebab(f), boolean: f === 'evalGreedy' })),

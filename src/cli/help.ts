@@ -145,6 +145,7 @@ Flags:
   --transcripts <int>        full transcripts to save
   --workers <int>            rollout worker threads (0 = auto)
   --threads-per-call <int>   native threads per call (0 = cores / workers)
+  --rollout-schedule <name>  auto (measured), split (side by side) or serial
   --json                     print the result as JSON
   --help, -h                 show this help
 `;

@@ -18,6 +18,8 @@ export const GROUPINGS = ['role', 'role-turn'] as const;
 export const DIFFICULTIES = ['easy', 'medium', 'hard'] as const;
 /** Credit assignment: final outcome to every call, or per-role rewards. */
 export const CREDITS = ['outcome', 'role'] as const;
+/** How the rollout pool runs a stage (src/rollout/schedule.ts): measured choice, or one fixed. */
+export const ROLLOUT_SCHEDULES = ['auto', 'split', 'serial'] as const;
 
 /** Role -> policy routing: a named table or an explicit mapping. */
 export type PolicyRouting = 'shared' | 'isolated' | Record<string, string>;
@@ -89,6 +91,8 @@ export interface TrainConfig {
   workers: number;
   /** Native threads per call; 0 = cores / workers. */
   threadsPerCall: number;
+  /** How the pool runs each stage: 'auto' measures 'split' (side by side) against 'serial'. */
+  rolloutSchedule: (typeof ROLLOUT_SCHEDULES)[number];
   /** Base-model warm-up: steps of supervised training on demonstrations (cached per key). */
   baseSteps: number;
   baseLr: number;
@@ -149,6 +153,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   resume: false,
   workers: 0,
   threadsPerCall: 0,
+  rolloutSchedule: 'auto',
   baseSteps: 2000,
   baseLr: 2e-3,
   cacheDir: '.cache/troupe',

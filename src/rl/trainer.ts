@@ -14,7 +14,7 @@ import type { StepProgress, TrainHooks, TrainSummary } from './hooks.js';
 import { metricsRow } from './metrics-row.js';
 import { openMetrics } from './metrics-sink.js';
 import { latestCheckpoint, loadRunCheckpoint, saveRunCheckpoint, type EvalRecord, type RunState } from './run-state.js';
-import { createSamplers } from './samplers.js';
+import { createSamplers, formatScheduleReport } from './samplers.js';
 import { learningRate } from './schedule.js';
 import { makeRunParts } from './setup.js';
 import { pairedDelta } from './stats.js';
@@ -148,6 +148,12 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     }
   } finally {
     await metrics.close();
+    // Which pool schedule each stage shape ended up with, and why (measured costs).
+    const schedules = samplers.scheduleReport();
+    if (schedules.length > 0) {
+      writeFileSync(path.join(outDir, 'rollout-schedule.json'), JSON.stringify(schedules, null, 2));
+      log(`rollout schedule per stage shape:\n${formatScheduleReport(schedules)}`);
+    }
     await samplers.destroy();
   }
 

@@ -1,7 +1,9 @@
 // The rollout engine: a fixed-size Piscina pool whose workers call the native sampler
 // synchronously. One sample() call renders every request, packs each policy's rows into shared
-// arrays, cuts them into contiguous chunks (plan.ts) and lets the pool run the chunks; different
-// policies' chunks run at the same time. Results are views into the shared outputs.
+// arrays and runs them on the pool under one of two schedules (schedule.ts): 'split' cuts the rows
+// into contiguous chunks (plan.ts) that run at once, different policies side by side; 'serial'
+// runs one call per policy at a time with every thread. 'auto' measures which is faster per stage
+// shape. Results are views into the shared outputs.
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -13,6 +15,7 @@ import type { RoleSampler, SampleRequest, SampleResult } from '../workflows/samp
 import { collectResults, prepareBatches, sampleStats, type PolicyBatch, type RolloutSampling } from './batch.js';
 import { checkSamplerOptions, resolveSampling, type SampleStats, type SamplerOptions } from './options.js';
 import { planChunks, type Chunk } from './plan.js';
+import { SCHEDULE_CHOICES, ScheduleTuner, stageShape, type Schedule, type ScheduleChoice, type ShapeReport } from './schedule.js';
 import type { GenerateTask, GenerateTaskResult, WorkerInit } from './task.js';
 import { resolveThreadBudget, type ThreadBudget } from './thread-budget.js';
 
@@ -26,6 +29,8 @@ export interface RolloutEngineOptions extends SamplerOptions {
   cores?: number;
   /** The compiled worker module (default: dist/src/rollout/worker.js). */
   workerFile?: string;
+  /** How a stage uses the pool (default 'auto': measured per stage shape; see schedule.ts). */
+  schedule?: ScheduleChoice;
 }
 
 /** The compiled pool worker next to this module (or under dist/ when running from source). */
@@ -67,6 +72,8 @@ export class RolloutEngine implements RoleSampler {
   private readonly sampling: RolloutSampling;
   private readonly stopTokens: Int32Array;
   private readonly pool: Piscina<GenerateTask, GenerateTaskResult>;
+  private readonly schedule: ScheduleChoice;
+  private readonly tuner = new ScheduleTuner();
   private closed = false;
 
   constructor(opts: RolloutEngineOptions) {
@@ -83,6 +90,12 @@ export class RolloutEngine implements RoleSampler {
     this.sampling = resolveSampling(opts.sampling);
     this.stopTokens = allocInt32(stops.length);
     this.stopTokens.set(stops);
+    const schedule = opts.schedule ?? 'auto';
+    if (!SCHEDULE_CHOICES.includes(schedule)) {
+      throw new RangeError(`RolloutEngine: schedule must be 'auto', 'split' or 'serial', got '${String(schedule)}'`);
+    }
+    // With one worker both schedules are the same thing.
+    this.schedule = this.budget.workers === 1 ? 'split' : schedule;
     const init: WorkerInit = { threadsPerCall: this.budget.threadsPerCall };
     this.pool = new Piscina<GenerateTask, GenerateTaskResult>({
       filename: opts.workerFile ?? rolloutWorkerFile(),
@@ -104,6 +117,11 @@ export class RolloutEngine implements RoleSampler {
     return { sample: (requests) => this.sampleWith(requests, sampling) };
   }
 
+  /** What 'auto' has measured so far, per stage shape (empty under a fixed schedule). */
+  scheduleReport(): ShapeReport[] {
+    return this.tuner.report();
+  }
+
   /** Closes the pool; workers exit and return their policy references. */
   async destroy(): Promise<void> {
     if (this.closed) return;
@@ -115,16 +133,31 @@ export class RolloutEngine implements RoleSampler {
     if (this.closed) throw new Error('RolloutEngine: sample() after destroy()');
     const t0 = performance.now();
     const batches = prepareBatches(requests, this.tokenizer, sampling.seed, this.names);
-    const chunks = planChunks(batches.map(rowWeights), this.budget.workers);
-    // Largest chunks are queued first; the pool hands each to the next free worker.
-    const done = await Promise.all(chunks.map((c) => this.runChunk(batches[c.batch]!, c, sampling)));
+    const shape = stageShape(batches.length, requests.length);
+    const schedule: Schedule = this.schedule === 'auto' ? this.tuner.next(shape) : this.schedule;
+    const weights = batches.map(rowWeights);
+    const tRun = performance.now();
+    let done: GenerateTaskResult[];
+    if (schedule === 'split') {
+      // Largest chunks are queued first; the pool hands each to the next free worker.
+      const chunks = planChunks(weights, this.budget.workers);
+      done = await Promise.all(chunks.map((c) => this.runChunk(batches[c.batch]!, c, sampling, this.budget.threadsPerCall)));
+    } else {
+      // One whole-policy call at a time with every thread of the budget, so threads in flight
+      // never exceed workers x threadsPerCall.
+      done = [];
+      const all = this.budget.workers * this.budget.threadsPerCall;
+      for (const c of planChunks(weights, 1)) done.push(await this.runChunk(batches[c.batch]!, c, sampling, all));
+    }
+    const runSeconds = (performance.now() - tRun) / 1000;
     const results = collectResults(requests.length, batches, this.tokenizer, [...this.stopTokens]);
     const busy = done.reduce((sum, r) => sum + r.seconds, 0);
-    this.lastStats = sampleStats(requests.length, batches, chunks.length, t0, busy);
+    this.lastStats = { ...sampleStats(requests.length, batches, done.length, t0, busy), schedule };
+    if (this.schedule === 'auto') this.tuner.record(shape, schedule, runSeconds, this.lastStats.newTokens);
     return results;
   }
 
-  private async runChunk(b: PolicyBatch, c: Chunk, sampling: RolloutSampling): Promise<GenerateTaskResult> {
+  private async runChunk(b: PolicyBatch, c: Chunk, sampling: RolloutSampling, threads: number): Promise<GenerateTaskResult> {
     const { lo, hi } = c;
     const t0 = b.prompts.cuSeqlens[lo]!;
     // Only the row boundaries are rebased (O(rows)); tokens and outputs are views.
@@ -133,6 +166,7 @@ export class RolloutEngine implements RoleSampler {
     const s = b.stride;
     const task: GenerateTask = {
       handle: this.policies.get(b.policy)!.handle,
+      threads,
       tokens: b.prompts.tokens.subarray(t0, b.prompts.cuSeqlens[hi]!),
       cuSeqlens: cu,
       maxNewTokens: b.maxNewTokens.subarray(lo, hi),

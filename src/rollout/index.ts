@@ -4,6 +4,7 @@ import { RolloutEngine, type RolloutEngineOptions } from './engine.js';
 
 export * from './call-id.js';
 export * from './thread-budget.js';
+export * from './schedule.js';
 export type { RolloutSampling } from './batch.js';
 export type { SampleStats, SamplerOptions } from './options.js';
 export { RolloutEngine, rolloutWorkerFile, type RolloutEngineOptions } from './engine.js';

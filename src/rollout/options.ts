@@ -26,6 +26,8 @@ export interface SampleStats {
   seconds: number;
   /** Seconds inside the native generate calls, summed over calls (busy time of the samplers). */
   nativeSeconds: number;
+  /** The pool schedule the call ran under (absent for the in-process sampler). */
+  schedule?: 'split' | 'serial';
 }
 
 /** Full sampling settings from partial ones (DEFAULT_SAMPLING fills the gaps). */

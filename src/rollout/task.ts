@@ -5,7 +5,7 @@ import type { GenerateStats } from '../native/index.js';
 
 /** What a worker is started with. */
 export interface WorkerInit {
-  /** Native threads each of this worker's calls uses (set once, thread-locally). */
+  /** Native threads of this worker's calls until a task asks for another count. */
   threadsPerCall: number;
 }
 
@@ -22,6 +22,8 @@ export interface TaskSampling {
 export interface GenerateTask {
   /** Process-wide policy handle (the worker attaches with Policy.fromHandle). */
   handle: number;
+  /** Native threads of this call (the engine keeps the threads in flight within the budget). */
+  threads: number;
   /** The rows' prompt tokens, back to back. */
   tokens: Int32Array;
   /** Row boundaries relative to `tokens` (starts at 0). */

@@ -1,5 +1,5 @@
-// A rollout pool worker (Piscina). It loads the addon once, fixes its native thread count once,
-// attaches to policies by handle (weights stay single, process-wide) and samples synchronously:
+// A rollout pool worker (Piscina). It loads the addon once, sets its native thread count (thread-
+// locally, only when a task asks for a different one), attaches to policies by handle (weights stay single, process-wide) and samples synchronously:
 // a pool worker is already off the main event loop, so blocking here is the point.
 import { performance } from 'node:perf_hooks';
 import { workerData } from 'piscina';
@@ -24,6 +24,7 @@ function policyFor(handle: number): Policy {
 /** Samples one chunk of rows into the shared output arrays of the task. */
 export default function generateChunk(task: GenerateTask): GenerateTaskResult {
   const t0 = performance.now();
+  if (task.threads !== getThreads()) setThreads(task.threads, 'thread');
   const r = policyFor(task.handle).generateSync({
     prompts: { tokens: task.tokens, cuSeqlens: task.cuSeqlens },
     maxNewTokens: task.maxNewTokens,
