@@ -51,7 +51,7 @@ float softmax_unnormalised(float* s, size_t Lp) {
   return 1.0f / vec::hsum(sum);
 }
 
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#if TROUPE_VEC_SHUFFLE
 // hd = 16 * NV. The cache is read strictly front to back, one whole record (all kv heads of a
 // position) after another, like a memcpy, because it usually streams from DRAM (the cache of a
 // batch is larger than L3) and any other order defeats the hardware prefetcher. Scores come 16
@@ -188,7 +188,7 @@ void decode_attention(const float* qkv, const float* k_cache, const float* v_cac
       const DecodeRow r{qkv + b * row, k_cache, v_cache,
                         static_cast<size_t>(slots[b]) * max_len * pos_stride, pos_stride,
                         lengths[b], Hq, group, hd, scale, out + b * static_cast<size_t>(Hq) * hd};
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#if TROUPE_VEC_SHUFFLE
       if (Hq <= kMaxDecodeHeads && hd == 32) { decode_row_fixed<2>(r, vscratch); continue; }
       if (Hq <= kMaxDecodeHeads && hd == 64) { decode_row_fixed<4>(r, vscratch); continue; }
       if (Hq <= kMaxDecodeHeads && hd == 128) { decode_row_fixed<8>(r, vscratch); continue; }

@@ -51,9 +51,17 @@ inline f16v in_register(f16v v) {
   return v;
 }
 
-// Halves of a vector. __builtin_shufflevector (GCC >= 12, Clang) stays in registers; the
-// memcpy fallback is correct everywhere but goes through the stack.
+// __builtin_shufflevector (GCC >= 12, Clang) stays in registers. Without it the halves below
+// fall back to memcpy (correct everywhere, through the stack) and the kernels built on
+// hsum16x16 fall back to their generic paths.
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define TROUPE_VEC_SHUFFLE 1
+#else
+#define TROUPE_VEC_SHUFFLE 0
+#endif
+
+// Halves of a vector.
+#if TROUPE_VEC_SHUFFLE
 inline f8v low_half(f16v v) {
   return __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
 }
@@ -85,7 +93,7 @@ inline float hsum(f16v v) {
 // combine steps (two shuffles and an add each) instead of sixteen reduction trees. Each step adds
 // lane i of a vector to lane i + 8 (then + 4, + 2, + 1) while packing two vectors into one, so
 // the order of the additions is fixed.
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#if TROUPE_VEC_SHUFFLE
 inline f16v hsum16x16(const f16v* s) {
   f16v c[8], d[4], e[2];
   for (int i = 0; i < 8; ++i)

@@ -8,11 +8,11 @@ import {
   KL_ESTIMATORS,
   LOSS_AGGS,
   PRESETS,
-  ROLLOUT_SCHEDULES,
   TASKS,
   WORKFLOWS,
   type TrainConfig,
 } from '../rl/config.js';
+import { SCHEDULE_CHOICES } from '../rollout/schedule.js';
 import { didYouMean } from './suggest.js';
 
 /** The shape and range of one field. */
@@ -89,7 +89,7 @@ export const FIELDS: { readonly [K in keyof TrainConfig]: FieldSpec } = {
   workers: { kind: int(0), help: 'rollout worker threads (0 = auto)', group: 'system' },
   threadsPerCall: { kind: int(0), help: 'native threads per call (0 = cores / workers)', group: 'system' },
   rolloutSchedule: {
-    kind: oneOf(ROLLOUT_SCHEDULES, 'rollout schedule'),
+    kind: oneOf(SCHEDULE_CHOICES, 'rollout schedule'),
     help: 'pool schedule per stage: auto (measured), split (side by side) or serial',
     group: 'system',
   },

@@ -2,6 +2,8 @@
 // (DESIGN.md) where they apply and CPU-sized defaults for batch shapes. Validation lives in
 // src/cli/validate.ts; this file is the single source of the field list and defaults.
 
+import type { ScheduleChoice } from '../rollout/schedule.js';
+
 /** Workflows the trainer can run. */
 export const WORKFLOWS = ['single', 'voting', 'eval-opt', 'orch-workers'] as const;
 /** Built-in tasks (a JSONL file can be given with `taskFile`). */
@@ -18,8 +20,6 @@ export const GROUPINGS = ['role', 'role-turn'] as const;
 export const DIFFICULTIES = ['easy', 'medium', 'hard'] as const;
 /** Credit assignment: final outcome to every call, or per-role rewards. */
 export const CREDITS = ['outcome', 'role'] as const;
-/** How the rollout pool runs a stage (src/rollout/schedule.ts): measured choice, or one fixed. */
-export const ROLLOUT_SCHEDULES = ['auto', 'split', 'serial'] as const;
 
 /** Role -> policy routing: a named table or an explicit mapping. */
 export type PolicyRouting = 'shared' | 'isolated' | Record<string, string>;
@@ -92,7 +92,7 @@ export interface TrainConfig {
   /** Native threads per call; 0 = cores / workers. */
   threadsPerCall: number;
   /** How the pool runs each stage: 'auto' measures 'split' (side by side) against 'serial'. */
-  rolloutSchedule: (typeof ROLLOUT_SCHEDULES)[number];
+  rolloutSchedule: ScheduleChoice;
   /** Base-model warm-up: steps of supervised training on demonstrations (cached per key). */
   baseSteps: number;
   baseLr: number;

@@ -2,6 +2,7 @@
 import { DEFAULT_SAMPLING, type Policy } from '../native/index.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import type { RolloutSampling } from './batch.js';
+import type { Schedule } from './schedule.js';
 
 /** What every sampler needs: the policies by name, the tokenizer, sampling and stop tokens. */
 export interface SamplerOptions {
@@ -27,7 +28,7 @@ export interface SampleStats {
   /** Seconds inside the native generate calls, summed over calls (busy time of the samplers). */
   nativeSeconds: number;
   /** The pool schedule the call ran under (absent for the in-process sampler). */
-  schedule?: 'split' | 'serial';
+  schedule?: Schedule;
 }
 
 /** Full sampling settings from partial ones (DEFAULT_SAMPLING fills the gaps). */

@@ -20,11 +20,12 @@
 // to tell apart, the choice costs little either way. The choice never changes what is sampled: a
 // completion depends only on its call key, not on batch composition or thread count.
 
+/** The schedule settings: 'auto' (measured per stage shape) or one fixed schedule. */
+export const SCHEDULE_CHOICES = ['auto', 'split', 'serial'] as const;
+/** A fixed schedule, or 'auto'. */
+export type ScheduleChoice = (typeof SCHEDULE_CHOICES)[number];
 /** A way of running one stage on the pool. */
-export type Schedule = 'split' | 'serial';
-/** A fixed schedule, or 'auto' (measured per stage shape). */
-export type ScheduleChoice = Schedule | 'auto';
-export const SCHEDULE_CHOICES: readonly ScheduleChoice[] = ['auto', 'split', 'serial'];
+export type Schedule = Exclude<ScheduleChoice, 'auto'>;
 
 /** The stage shape a measurement is kept for: distinct policies and a power-of-two row bucket. */
 export function stageShape(policies: number, rows: number): string {
@@ -119,9 +120,10 @@ export class ScheduleTuner {
       // Alternate split, serial, split, ... until the two are told apart or the limit is reached.
       if (n1 < MAX_EXPLORE && !(n1 >= MIN_EXPLORE && this.separated(s))) return 'split';
       s.choice = this.best(s);
-    } else if (s.choice !== this.best(s) && this.separated(s)) {
+    } else {
       // Switch only on the same evidence that ended exploration, not on a median crossing in noise.
-      s.choice = this.best(s);
+      const best = this.best(s);
+      if (best !== s.choice && this.separated(s)) s.choice = best;
     }
     return s.calls % this.refreshEvery === 0 ? (s.choice === 'split' ? 'serial' : 'split') : s.choice;
   }
@@ -158,10 +160,10 @@ export class ScheduleTuner {
     return Math.abs(median(a) - median(b)) > 2 * se;
   }
 
-  // Split until serial is measured faster.
+  // Split until serial is measured faster (a schedule never measured counts as infinitely slow).
   private best(s: ShapeState): Schedule {
-    if (s.split.recent.length === 0 || s.serial.recent.length === 0) return s.split.recent.length === 0 && s.serial.recent.length > 0 ? 'serial' : 'split';
-    return median(s.serial.recent) < median(s.split.recent) ? 'serial' : 'split';
+    const cost = (m: Series) => (m.recent.length === 0 ? Infinity : median(m.recent));
+    return cost(s.serial) < cost(s.split) ? 'serial' : 'split';
   }
 
   private state(shape: string): ShapeState {

@@ -1,6 +1,7 @@
-// A rollout pool worker (Piscina). It loads the addon once, sets its native thread count (thread-
-// locally, only when a task asks for a different one), attaches to policies by handle (weights stay single, process-wide) and samples synchronously:
-// a pool worker is already off the main event loop, so blocking here is the point.
+// A rollout pool worker (Piscina). It loads the addon once, sets its native thread count thread-
+// locally (again only when a task asks for another count), attaches to policies by handle
+// (weights stay single, process-wide) and samples synchronously: a pool worker is already off
+// the main event loop, so blocking here is the point.
 import { performance } from 'node:perf_hooks';
 import { workerData } from 'piscina';
 import { getThreads, Policy, setThreads } from '../native/index.js';
